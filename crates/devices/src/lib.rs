@@ -1,0 +1,11 @@
+//! Device models of rvvmm that are not virtio: the MMIO bus every device hangs on, the ns16550a UART (on
+//! vm-superio), the console input queue shared by the UART and the SBI console, and the sifive_test
+//! poweroff/reset device. All arch-neutral and unit-tested on any host.
+
+pub mod bus;
+pub mod console;
+pub mod interrupt;
+pub mod serial;
+pub mod sifive_test;
+
+pub use bus::{MmioBus, MmioDevice};

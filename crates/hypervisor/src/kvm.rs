@@ -1,0 +1,358 @@
+//! KVM ioctls for riscv64: VM, guest memory slots, vcpus, ONE_REG access, the AIA device and irqfds.
+
+use std::os::fd::AsRawFd;
+
+use kvm_bindings::{
+    kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_RISCV_AIA, kvm_run,
+    kvm_userspace_memory_region, RegList, KVM_DEV_RISCV_AIA_ADDR_APLIC,
+    KVM_DEV_RISCV_AIA_CONFIG_HART_BITS, KVM_DEV_RISCV_AIA_CONFIG_IDS,
+    KVM_DEV_RISCV_AIA_CONFIG_SRCS, KVM_DEV_RISCV_AIA_CTRL_INIT, KVM_DEV_RISCV_AIA_GRP_ADDR,
+    KVM_DEV_RISCV_AIA_GRP_CONFIG, KVM_DEV_RISCV_AIA_GRP_CTRL, KVM_EXIT_RISCV_SBI,
+};
+use kvm_ioctls::{DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::cpu::CpuInfo;
+use crate::regs::{self, reg_id, reg_index, RegClass};
+use crate::{Error, Result};
+
+fn ioctl_err(what: impl Into<String>) -> impl FnOnce(kvm_ioctls::Error) -> Error {
+    let what = what.into();
+    move |e| Error::Ioctl {
+        what,
+        source: std::io::Error::from_raw_os_error(e.errno()),
+    }
+}
+
+/// A KVM virtual machine.
+pub struct Vm {
+    _kvm: Kvm,
+    fd: VmFd,
+}
+
+impl Vm {
+    /// Opens `/dev/kvm` and creates an empty VM.
+    pub fn new() -> Result<Vm> {
+        let kvm =
+            Kvm::new().map_err(|e| Error::OpenKvm(std::io::Error::from_raw_os_error(e.errno())))?;
+        let fd = kvm.create_vm().map_err(ioctl_err("KVM_CREATE_VM"))?;
+        Ok(Vm { _kvm: kvm, fd })
+    }
+
+    /// Maps `size` bytes of host memory at `host_addr` into the guest at `guest_addr` as memory slot `slot`.
+    ///
+    /// # Safety
+    /// `host_addr..host_addr+size` must be a mapping that stays valid for the VM's lifetime.
+    pub unsafe fn add_memory(
+        &self,
+        slot: u32,
+        guest_addr: u64,
+        size: u64,
+        host_addr: u64,
+    ) -> Result<()> {
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: guest_addr,
+            memory_size: size,
+            userspace_addr: host_addr,
+        };
+        // SAFETY: the caller guarantees the host mapping outlives the VM.
+        unsafe { self.fd.set_user_memory_region(region) }
+            .map_err(ioctl_err("KVM_SET_USER_MEMORY_REGION"))
+    }
+
+    /// Creates vcpu `id`.
+    pub fn create_vcpu(&self, id: u64) -> Result<Vcpu> {
+        let fd = self
+            .fd
+            .create_vcpu(id)
+            .map_err(ioctl_err(format!("KVM_CREATE_VCPU {id}")))?;
+        Ok(Vcpu { fd, id })
+    }
+
+    /// Creates the in-kernel AIA device (APLIC + one IMSIC per hart). Call [`Aia::init`] after all vcpus
+    /// exist.
+    pub fn create_aia(&self) -> Result<Aia> {
+        let mut dev = kvm_create_device {
+            type_: kvm_device_type_KVM_DEV_TYPE_RISCV_AIA,
+            fd: 0,
+            flags: 0,
+        };
+        let fd = self
+            .fd
+            .create_device(&mut dev)
+            .map_err(|e| Error::NoAia(std::io::Error::from_raw_os_error(e.errno())))?;
+        Ok(Aia { fd })
+    }
+
+    /// Makes a write to `evt` raise wired interrupt `gsi` (an APLIC source, by KVM's default routing).
+    pub fn register_irqfd(&self, evt: &EventFd, gsi: u32) -> Result<()> {
+        self.fd
+            .register_irqfd(evt, gsi)
+            .map_err(ioctl_err(format!("KVM_IRQFD gsi {gsi}")))
+    }
+
+    /// Sets the level of wired interrupt `irq`.
+    pub fn set_irq_line(&self, irq: u32, level: bool) -> Result<()> {
+        self.fd
+            .set_irq_line(irq, level)
+            .map_err(ioctl_err(format!("KVM_IRQ_LINE {irq}")))
+    }
+}
+
+/// The in-kernel AIA irqchip.
+pub struct Aia {
+    fd: DeviceFd,
+}
+
+impl Aia {
+    fn attr(group: u32, attr: u64, value: *mut u64) -> kvm_device_attr {
+        kvm_device_attr {
+            flags: 0,
+            group,
+            attr,
+            addr: value as u64,
+        }
+    }
+
+    fn get_u32(&self, group: u32, attr: u64, what: &str) -> Result<u32> {
+        let mut value: u64 = 0;
+        let mut a = Self::attr(group, attr, &mut value);
+        // The kernel writes a u32 for CONFIG attributes; `value` is zeroed and large enough.
+        // SAFETY: `a.addr` points at `value`, which lives across the call and has room for the result.
+        unsafe { self.fd.get_device_attr(&mut a) }.map_err(ioctl_err(what.to_string()))?;
+        Ok(value as u32)
+    }
+
+    fn set_u32(&self, group: u32, attr: u64, value: u32, what: &str) -> Result<()> {
+        let mut v: u64 = u64::from(value);
+        // CONFIG attributes are u32: on little-endian riscv64 the low half of `v` is that u32.
+        let a = Self::attr(group, attr, &mut v);
+        self.fd
+            .set_device_attr(&a)
+            .map_err(ioctl_err(what.to_string()))
+    }
+
+    fn set_u64(&self, group: u32, attr: u64, value: u64, what: &str) -> Result<()> {
+        let mut v = value;
+        let a = Self::attr(group, attr, &mut v);
+        self.fd
+            .set_device_attr(&a)
+            .map_err(ioctl_err(what.to_string()))
+    }
+
+    /// Number of MSI identities each IMSIC supports (CONFIG `ids`).
+    pub fn num_ids(&self) -> Result<u32> {
+        self.get_u32(
+            KVM_DEV_RISCV_AIA_GRP_CONFIG,
+            KVM_DEV_RISCV_AIA_CONFIG_IDS.into(),
+            "AIA get ids",
+        )
+    }
+
+    /// Configures and initialises the AIA: `num_sources` wired APLIC sources, the APLIC at `aplic_addr`
+    /// and hart i's IMSIC at `imsic_addr(i)`.
+    pub fn init(
+        &self,
+        num_harts: u32,
+        num_sources: u32,
+        aplic_addr: u64,
+        imsic_addr: impl Fn(u32) -> u64,
+    ) -> Result<()> {
+        self.set_u32(
+            KVM_DEV_RISCV_AIA_GRP_CONFIG,
+            KVM_DEV_RISCV_AIA_CONFIG_SRCS.into(),
+            num_sources,
+            "AIA set srcs",
+        )?;
+        // Hart index bits: enough to number every hart (0 for one hart), as the guest's IMSIC driver
+        // derives them from the number of harts in the device tree.
+        let hart_bits = u32::BITS - num_harts.saturating_sub(1).leading_zeros();
+        self.set_u32(
+            KVM_DEV_RISCV_AIA_GRP_CONFIG,
+            KVM_DEV_RISCV_AIA_CONFIG_HART_BITS.into(),
+            hart_bits,
+            "AIA set hart_bits",
+        )?;
+        self.set_u64(
+            KVM_DEV_RISCV_AIA_GRP_ADDR,
+            KVM_DEV_RISCV_AIA_ADDR_APLIC.into(),
+            aplic_addr,
+            "AIA set APLIC address",
+        )?;
+        for hart in 0..num_harts {
+            // KVM_DEV_RISCV_AIA_ADDR_IMSIC(hart) = 1 + hart.
+            self.set_u64(
+                KVM_DEV_RISCV_AIA_GRP_ADDR,
+                1 + u64::from(hart),
+                imsic_addr(hart),
+                &format!("AIA set IMSIC address of hart {hart}"),
+            )?;
+        }
+        self.set_u64(
+            KVM_DEV_RISCV_AIA_GRP_CTRL,
+            KVM_DEV_RISCV_AIA_CTRL_INIT.into(),
+            0,
+            "AIA init",
+        )
+    }
+
+    /// The raw device fd (kept open for the VM's lifetime).
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// An SBI call the guest made that KVM forwarded to userspace. Fill `ret` before the next run.
+pub struct SbiCall<'a> {
+    /// SBI extension id (a7).
+    pub ext: u64,
+    /// SBI function id (a6).
+    pub fid: u64,
+    /// Arguments a0..a5.
+    pub args: [u64; 6],
+    /// Return values (error, value) handed back in a0, a1.
+    pub ret: &'a mut [u64; 2],
+}
+
+/// Why `KVM_RUN` returned.
+pub enum Exit<'a> {
+    /// The guest read from an address with no RAM or in-kernel device; fill `data`.
+    MmioRead(u64, &'a mut [u8]),
+    /// The guest wrote `data` to an address with no RAM or in-kernel device.
+    MmioWrite(u64, &'a [u8]),
+    /// An SBI call for userspace.
+    Sbi(SbiCall<'a>),
+    /// A system event (SBI SRST): `KVM_SYSTEM_EVENT_*` type and its data words.
+    SystemEvent(u32, Vec<u64>),
+    /// The run was interrupted by a signal.
+    Interrupted,
+    /// Anything else, described.
+    Other(String),
+}
+
+/// A KVM vcpu.
+pub struct Vcpu {
+    fd: VcpuFd,
+    id: u64,
+}
+
+impl Vcpu {
+    /// The vcpu's index (its hart id).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Reads a 64-bit ONE_REG register.
+    pub fn get_reg(&self, id: u64) -> Result<u64> {
+        let mut buf = [0u8; 8];
+        self.fd
+            .get_one_reg(id, &mut buf)
+            .map_err(ioctl_err(format!(
+                "KVM_GET_ONE_REG {id:#x} on vcpu {}",
+                self.id
+            )))?;
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    /// Writes a 64-bit ONE_REG register.
+    pub fn set_reg(&self, id: u64, value: u64) -> Result<()> {
+        self.fd
+            .set_one_reg(id, &value.to_le_bytes())
+            .map(|_| ())
+            .map_err(ioctl_err(format!(
+                "KVM_SET_ONE_REG {id:#x} on vcpu {}",
+                self.id
+            )))
+    }
+
+    /// Sets the boot registers: `pc`, `a0` (hart id) and `a1` (FDT address).
+    pub fn set_boot_regs(&self, pc: u64, a0: u64, a1: u64) -> Result<()> {
+        self.set_reg(reg_id(RegClass::Core, regs::CORE_PC), pc)?;
+        self.set_reg(reg_id(RegClass::Core, regs::CORE_A0), a0)?;
+        self.set_reg(reg_id(RegClass::Core, regs::CORE_A1), a1)
+    }
+
+    /// Enables SBI extension `ext` (`KVM_RISCV_SBI_EXT_*`) so its calls reach userspace or KVM.
+    pub fn enable_sbi_ext(&self, ext: u64) -> Result<()> {
+        self.set_reg(reg_id(RegClass::SbiExt, ext), 1)
+    }
+
+    /// All register ids this vcpu has (`KVM_GET_REG_LIST`).
+    pub fn reg_list(&self) -> Result<Vec<u64>> {
+        let mut n = 256;
+        loop {
+            let mut list =
+                RegList::new(n).map_err(|_| Error::UnexpectedExit("reg list size".into()))?;
+            match self.fd.get_reg_list(&mut list) {
+                Ok(()) => return Ok(list.as_slice().to_vec()),
+                Err(e) if e.errno() == libc::E2BIG && n < 16384 => {
+                    n *= 4;
+                }
+                Err(e) => return Err(ioctl_err("KVM_GET_REG_LIST")(e)),
+            }
+        }
+    }
+
+    /// Reads what KVM tells about the guest CPU: ISA, MMU, timebase, multi-letter extensions.
+    pub fn cpu_info(&self) -> Result<CpuInfo> {
+        let list = self.reg_list()?;
+        let has = |id: u64| list.contains(&id);
+        let opt = |index| -> Result<Option<u64>> {
+            let id = reg_id(RegClass::Config, index);
+            if has(id) {
+                self.get_reg(id).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let mut isa_extensions = Vec::new();
+        for &id in &list {
+            if let Some(index) = reg_index(id, RegClass::IsaExt) {
+                if self.get_reg(id)? == 1 {
+                    isa_extensions.push(index);
+                }
+            }
+        }
+        Ok(CpuInfo {
+            isa: self.get_reg(reg_id(RegClass::Config, regs::CONFIG_ISA))?,
+            satp_mode: opt(regs::CONFIG_SATP_MODE)?.unwrap_or(0),
+            zicbom_block_size: opt(regs::CONFIG_ZICBOM_BLOCK_SIZE)?,
+            zicboz_block_size: opt(regs::CONFIG_ZICBOZ_BLOCK_SIZE)?,
+            timebase_frequency: self.get_reg(reg_id(RegClass::Timer, regs::TIMER_FREQUENCY))?,
+            isa_extensions,
+        })
+    }
+
+    /// Runs the vcpu until the next exit that needs userspace.
+    pub fn run(&mut self) -> Result<Exit<'_>> {
+        let run_ptr: *mut kvm_run = self.fd.get_kvm_run();
+        match self.fd.run() {
+            Ok(VcpuExit::MmioRead(addr, data)) => Ok(Exit::MmioRead(addr, data)),
+            Ok(VcpuExit::MmioWrite(addr, data)) => Ok(Exit::MmioWrite(addr, data)),
+            Ok(VcpuExit::SystemEvent(kind, data)) => Ok(Exit::SystemEvent(kind, data.to_vec())),
+            Ok(VcpuExit::Intr) => Ok(Exit::Interrupted),
+            Ok(VcpuExit::Unsupported(KVM_EXIT_RISCV_SBI)) => {
+                // SAFETY: `run_ptr` is this vcpu's kvm_run mapping, valid while `self.fd` lives; the exit
+                // value above holds no reference into it, and the exit reason says `riscv_sbi` is the
+                // active member of the union.
+                let sbi = unsafe { &mut (*run_ptr).__bindgen_anon_1.riscv_sbi };
+                let args = sbi.args.map(|a| a as u64);
+                // SAFETY: `ret` is two `unsigned long`s (u64 on riscv64) inside the mapping.
+                let ret = unsafe { &mut *(sbi.ret.as_mut_ptr() as *mut [u64; 2]) };
+                Ok(Exit::Sbi(SbiCall {
+                    ext: sbi.extension_id as u64,
+                    fid: sbi.function_id as u64,
+                    args,
+                    ret,
+                }))
+            }
+            Ok(other) => Ok(Exit::Other(format!("{other:?}"))),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                Ok(Exit::Interrupted)
+            }
+            Err(e) => Err(ioctl_err(format!("KVM_RUN on vcpu {}", self.id))(e)),
+        }
+    }
+}

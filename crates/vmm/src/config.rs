@@ -1,0 +1,496 @@
+//! The VM configuration and the parsers for the command line's value syntaxes (sizes, core lists,
+//! `key=value` device options). Everything here is arch-neutral and unit-tested on any host.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Default guest RAM: 256 MiB.
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+/// Default kernel command line.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0";
+
+/// A value on the command line that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+fn perr(msg: impl Into<String>) -> ParseError {
+    ParseError(msg.into())
+}
+
+/// Parses a size: plain bytes (`536870912`) or a number with a binary suffix K, M, G, T (`512M`, `2G`,
+/// `64KiB`). Zero and overflowing sizes are errors.
+pub fn parse_size(s: &str) -> Result<u64, ParseError> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(perr(format!(
+            "invalid size '{s}': expected e.g. 512M, 2G or a number of bytes"
+        )));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| perr(format!("invalid size '{s}': number too large")))?;
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(perr(format!(
+                "invalid size '{s}': unknown suffix '{suffix}' (use K, M, G or T)"
+            )))
+        }
+    };
+    let bytes = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| perr(format!("invalid size '{s}': too large")))?;
+    if bytes == 0 {
+        return Err(perr(format!(
+            "invalid size '{s}': must be greater than zero"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A set of host cores, e.g. `1-2,5`; kept sorted and without duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// The largest core number `--cpus` accepts (CPU_SETSIZE).
+pub const MAX_HOST_CPU: usize = 1023;
+
+impl FromStr for CpuList {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let mut cpus = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            let num = |t: &str| -> Result<usize, ParseError> {
+                let n: usize = t.trim().parse().map_err(|_| {
+                    perr(format!(
+                        "invalid core list '{s}': '{t}' is not a core number"
+                    ))
+                })?;
+                if n > MAX_HOST_CPU {
+                    return Err(perr(format!(
+                        "invalid core list '{s}': core {n} is above {MAX_HOST_CPU}"
+                    )));
+                }
+                Ok(n)
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (num(a)?, num(b)?);
+                    if a > b {
+                        return Err(perr(format!(
+                            "invalid core list '{s}': range {a}-{b} is backwards"
+                        )));
+                    }
+                    cpus.extend(a..=b);
+                }
+                None => cpus.push(num(part)?),
+            }
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        Ok(CpuList(cpus))
+    }
+}
+
+impl fmt::Display for CpuList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s: Vec<String> = self.0.iter().map(|c| c.to_string()).collect();
+        f.write_str(&s.join(","))
+    }
+}
+
+/// Splits `key=value,key=value` into pairs, rejecting keys not in `allowed` and repeated keys.
+fn parse_kv<'a>(
+    s: &'a str,
+    what: &str,
+    allowed: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, ParseError> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for item in s.split(',').filter(|i| !i.is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| perr(format!("invalid {what} '{s}': '{item}' is not key=value")))?;
+        if !allowed.contains(&k) {
+            return Err(perr(format!(
+                "invalid {what} '{s}': unknown key '{k}' (expected {})",
+                allowed.join(", ")
+            )));
+        }
+        if out.iter().any(|(ok, _)| *ok == k) {
+            return Err(perr(format!("invalid {what} '{s}': '{k}' given twice")));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn parse_on_off(v: &str, key: &str) -> Result<bool, ParseError> {
+    match v {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(perr(format!("invalid {key}='{v}': expected on or off"))),
+    }
+}
+
+/// `--disk path=FILE[,readonly=on][,id=NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// Backing raw image.
+    pub path: PathBuf,
+    /// Refuse guest writes.
+    pub readonly: bool,
+    /// Serial reported through VIRTIO_BLK_T_GET_ID.
+    pub id: Option<String>,
+}
+
+impl FromStr for DiskConfig {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let mut path = None;
+        let mut readonly = false;
+        let mut id = None;
+        for (k, v) in parse_kv(s, "disk", &["path", "readonly", "id"])? {
+            match k {
+                "path" if !v.is_empty() => path = Some(PathBuf::from(v)),
+                "readonly" => readonly = parse_on_off(v, k)?,
+                "id" if v.len() <= 20 => id = Some(v.to_string()),
+                "id" => {
+                    return Err(perr(format!(
+                        "invalid disk '{s}': id is longer than 20 bytes"
+                    )))
+                }
+                _ => return Err(perr(format!("invalid disk '{s}': empty {k}"))),
+            }
+        }
+        let path =
+            path.ok_or_else(|| perr(format!("invalid disk '{s}': path=FILE is required")))?;
+        Ok(DiskConfig { path, readonly, id })
+    }
+}
+
+/// A MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl FromStr for MacAddr {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = || {
+            perr(format!(
+                "invalid MAC address '{s}': expected six hex bytes like 52:54:00:12:34:56"
+            ))
+        };
+        let mut mac = [0u8; 6];
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        for (b, p) in mac.iter_mut().zip(parts) {
+            if p.len() != 2 {
+                return Err(bad());
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if mac[0] & 1 != 0 {
+            return Err(perr(format!(
+                "invalid MAC address '{s}': multicast bit set in the first byte"
+            )));
+        }
+        Ok(MacAddr(mac))
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+/// `--net tap=IFNAME[,mac=MAC]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Host tap interface name.
+    pub tap: String,
+    /// Guest MAC address; generated when absent.
+    pub mac: Option<MacAddr>,
+}
+
+impl FromStr for NetConfig {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let mut tap = None;
+        let mut mac = None;
+        for (k, v) in parse_kv(s, "net", &["tap", "mac"])? {
+            match k {
+                "tap" => {
+                    // IFNAMSIZ is 16 including the NUL.
+                    if v.is_empty()
+                        || v.len() > 15
+                        || v.contains('/')
+                        || v.contains(char::is_whitespace)
+                    {
+                        return Err(perr(format!("invalid net '{s}': bad interface name '{v}'")));
+                    }
+                    tap = Some(v.to_string());
+                }
+                _ => mac = Some(v.parse()?),
+            }
+        }
+        let tap = tap.ok_or_else(|| perr(format!("invalid net '{s}': tap=IFNAME is required")))?;
+        Ok(NetConfig { tap, mac })
+    }
+}
+
+/// A PCI address `DDDD:BB:DD.F`, given bare or as `path=/sys/bus/pci/devices/DDDD:BB:DD.F`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciAddress {
+    /// PCI domain (segment).
+    pub domain: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device number (0..32).
+    pub device: u8,
+    /// Function number (0..8).
+    pub function: u8,
+}
+
+impl FromStr for PciAddress {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = || {
+            perr(format!(
+                "invalid PCI address '{s}': expected DDDD:BB:DD.F, e.g. 0000:00:01.0"
+            ))
+        };
+        let addr = s.strip_prefix("path=").unwrap_or(s);
+        let addr = addr.trim_end_matches('/');
+        let addr = addr.rsplit('/').next().unwrap_or(addr);
+        let (dbd, func) = addr.split_once('.').ok_or_else(bad)?;
+        let parts: Vec<&str> = dbd.split(':').collect();
+        let (dom, bus, dev) = match parts.as_slice() {
+            [d, b, v] if d.len() == 4 && b.len() == 2 && v.len() == 2 => (*d, *b, *v),
+            _ => return Err(bad()),
+        };
+        let domain = u16::from_str_radix(dom, 16).map_err(|_| bad())?;
+        let bus = u8::from_str_radix(bus, 16).map_err(|_| bad())?;
+        let device = u8::from_str_radix(dev, 16).map_err(|_| bad())?;
+        let function = if func.len() == 1 {
+            u8::from_str_radix(func, 16).map_err(|_| bad())?
+        } else {
+            8
+        };
+        if device >= 32 || function >= 8 {
+            return Err(bad());
+        }
+        Ok(PciAddress {
+            domain,
+            bus,
+            device,
+            function,
+        })
+    }
+}
+
+impl fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+/// `--irqchip`: which interrupt controller the guest gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IrqchipMode {
+    /// AIA when KVM offers it, else a userspace PLIC.
+    #[default]
+    Auto,
+    /// KVM's in-kernel AIA (APLIC + IMSIC); an error when the host has none.
+    Aia,
+    /// A PLIC emulated by rvvmm.
+    Plic,
+}
+
+impl FromStr for IrqchipMode {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "auto" => Ok(IrqchipMode::Auto),
+            "aia" => Ok(IrqchipMode::Aia),
+            "plic" => Ok(IrqchipMode::Plic),
+            _ => Err(perr(format!(
+                "invalid irqchip '{s}': expected auto, aia or plic"
+            ))),
+        }
+    }
+}
+
+/// Which host cores the vcpus run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpuPlacement {
+    /// N vcpus on the first N host cores this process may run on.
+    Count(usize),
+    /// One vcpu per listed host core.
+    List(CpuList),
+}
+
+impl CpuPlacement {
+    /// Number of vcpus.
+    pub fn num_vcpus(&self) -> usize {
+        match self {
+            CpuPlacement::Count(n) => *n,
+            CpuPlacement::List(l) => l.0.len(),
+        }
+    }
+}
+
+/// Everything needed to build and run one VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Kernel: a Linux RISC-V `Image` (also as PE/EFI-stub file).
+    pub kernel: PathBuf,
+    /// Optional initramfs.
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    /// vcpus and their host cores.
+    pub cpus: CpuPlacement,
+    /// virtio-blk disks, in order (vda, vdb, ...).
+    pub disks: Vec<DiskConfig>,
+    /// virtio-net devices.
+    pub nets: Vec<NetConfig>,
+    /// PCI devices to pass through with VFIO.
+    pub devices: Vec<PciAddress>,
+    /// Interrupt controller choice.
+    pub irqchip: IrqchipMode,
+    /// Write the generated device tree here and exit instead of running.
+    pub dump_dtb: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("64KiB").unwrap(), 64 << 10);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        for bad in [
+            "",
+            "M",
+            "0",
+            "0M",
+            "12X",
+            "-1G",
+            "1.5G",
+            "99999999999999999999",
+            "17179869184T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!("1-2,5".parse::<CpuList>().unwrap().0, vec![1, 2, 5]);
+        assert_eq!("3,1,3".parse::<CpuList>().unwrap().0, vec![1, 3]);
+        assert_eq!("0".parse::<CpuList>().unwrap().to_string(), "0");
+        for bad in ["", "a", "3-1", "1,,2", "1-", "5000", "-1"] {
+            assert!(bad.parse::<CpuList>().is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn disks() {
+        let d: DiskConfig = "path=/tmp/a.img,readonly=on,id=disk0".parse().unwrap();
+        assert_eq!(d.path, PathBuf::from("/tmp/a.img"));
+        assert!(d.readonly);
+        assert_eq!(d.id.as_deref(), Some("disk0"));
+        assert!(!"path=x".parse::<DiskConfig>().unwrap().readonly);
+        for bad in [
+            "",
+            "readonly=on",
+            "path=",
+            "path=a,path=b",
+            "path=a,ro=1",
+            "path=a,readonly=maybe",
+            "x",
+        ] {
+            assert!(
+                bad.parse::<DiskConfig>().is_err(),
+                "{bad} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn nets_and_macs() {
+        let n: NetConfig = "tap=tap0,mac=52:54:00:12:34:56".parse().unwrap();
+        assert_eq!(n.tap, "tap0");
+        assert_eq!(n.mac.unwrap().to_string(), "52:54:00:12:34:56");
+        for bad in [
+            "",
+            "mac=52:54:00:12:34:56",
+            "tap=",
+            "tap=a/b",
+            "tap=0123456789abcdef",
+            "tap=t,mac=52:54:00:12:34",
+            "tap=t,mac=01:00:00:00:00:00",
+            "tap=t,mac=zz:54:00:12:34:56",
+        ] {
+            assert!(
+                bad.parse::<NetConfig>().is_err(),
+                "{bad} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn pci_addresses() {
+        let a: PciAddress = "0000:00:01.0".parse().unwrap();
+        assert_eq!((a.domain, a.bus, a.device, a.function), (0, 0, 1, 0));
+        let b: PciAddress = "path=/sys/bus/pci/devices/0001:0a:1f.7".parse().unwrap();
+        assert_eq!(b.to_string(), "0001:0a:1f.7");
+        for bad in [
+            "",
+            "00:01.0",
+            "0000:00:20.0",
+            "0000:00:01.8",
+            "0000:00:01",
+            "zzzz:00:01.0",
+            "0000:00:01.00",
+        ] {
+            assert!(
+                bad.parse::<PciAddress>().is_err(),
+                "{bad} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn irqchip_modes() {
+        assert_eq!("aia".parse::<IrqchipMode>().unwrap(), IrqchipMode::Aia);
+        assert!("apic".parse::<IrqchipMode>().is_err());
+    }
+}

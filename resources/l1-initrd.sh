@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Compose the L1 initramfs: the cached base image (busybox, modules, L2 kernel + initrd; built by
+# build-images.sh) followed by a small overlay cpio with /init, /bin/rvvmm and the test scenarios.
+# Linux unpacks concatenated gzip'd cpio archives in order. Prints the path of the result.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+name=$(rvvmm_l1_kernel_name)
+base="$RVVMM_CACHE/images/l1-base-$name.cpio.gz"
+out="$RVVMM_CACHE/images/l1-$name.cpio.gz"
+[ -f "$base" ] || { echo "l1-initrd: missing $base: run resources/build-images.sh" >&2; exit 1; }
+[ -x "$RVVMM_BIN" ] || { echo "l1-initrd: missing $RVVMM_BIN: run resources/build-rvvmm.sh" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bin" "$work/scenarios"
+install -m 0755 "$RVVMM_ROOT/resources/l1/init" "$work/init"
+install -m 0755 "$RVVMM_BIN" "$work/bin/rvvmm"
+cp "$RVVMM_ROOT"/tests/scenarios/*.sh "$work/scenarios/"
+(cd "$work" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
+cat "$base" "$work/overlay.cpio.gz" > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "$out"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Install what the L0 (x86_64 Debian 12) machine needs to build rvvmm for riscv64 and to run the nested
+# bench: QEMU 10 (bookworm-backports), the riscv64 cross gcc, the Rust riscv64 target, and apt access to
+# riscv64 Debian packages (trixie, sid) for kernels and busybox. Idempotent: does nothing when all is there.
+set -euo pipefail
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+HOST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross cpio kmod xz-utils device-tree-compiler
+  e2fsprogs curl ca-certificates)
+log() { echo "[setup-host] $*" >&2; }
+
+have_all() {
+  command -v qemu-system-riscv64 >/dev/null || return 1
+  qemu-system-riscv64 --version | grep -qE 'version (9|[1-9][0-9])\.' || return 1
+  for p in "${HOST_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || return 1; done
+  dpkg --print-foreign-architectures | grep -qx riscv64 || return 1
+  [ -f /etc/apt/sources.list.d/rvvmm-riscv64.sources ] || return 1
+  apt-cache policy busybox-static:riscv64 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
+  return 0
+}
+
+if have_all; then
+  log "apt packages already present"
+else
+  log "configuring apt sources (bookworm-backports; riscv64 trixie and sid, pinned low)"
+  $SUDO tee /etc/apt/sources.list.d/rvvmm-backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Architectures: amd64
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  $SUDO tee /etc/apt/sources.list.d/rvvmm-riscv64.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie sid
+Components: main
+Architectures: riscv64
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  # Never let trixie/sid replace host (amd64 or arch:all) packages; riscv64 packages are only downloaded.
+  $SUDO tee /etc/apt/preferences.d/rvvmm-riscv64 >/dev/null <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+
+Package: *
+Pin: release n=sid
+Pin-Priority: 50
+PIN
+  $SUDO dpkg --add-architecture riscv64
+  log "apt-get update"
+  $SUDO apt-get update -q -o Acquire::Retries=3 >/dev/null
+  log "installing ${HOST_PKGS[*]} qemu-system-riscv (backports)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${HOST_PKGS[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    -t bookworm-backports qemu-system-riscv opensbi >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx riscv64gc-unknown-linux-gnu; then
+  log "rustup target add riscv64gc-unknown-linux-gnu"
+  rustup target add riscv64gc-unknown-linux-gnu
+fi
+for c in clippy rustfmt; do
+  rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+done
+log "ok: $(qemu-system-riscv64 --version | head -1)"

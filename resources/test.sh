@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's whole test suite, from a fresh Debian 12 x86_64 machine:
+#   1. install host packages and the Rust riscv64 target      (setup-host.sh)
+#   2. lint: cargo fmt --check, clippy for host and riscv64
+#   3. host unit tests (arch-neutral crates, CLI, bench helpers)
+#   4. build the static riscv64 rvvmm                           (build-rvvmm.sh)
+#   5. build the L1/L2 images (cached in .cache/)               (build-images.sh)
+#   6. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
+# Each stage prints its wall time. Set RVVMM_SKIP_LINT=1 to skip stage 2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "=== [test.sh] $name"
+  "$@"
+  echo "=== [test.sh] $name: $((SECONDS - t0)) s"
+}
+lint() {
+  cargo fmt --all -- --check
+  cargo clippy --locked --workspace --all-targets -- -D warnings
+  cargo clippy --locked --workspace --all-targets --target riscv64gc-unknown-linux-gnu -- -D warnings
+}
+stage "setup host" resources/setup-host.sh
+[ "${RVVMM_SKIP_LINT:-0}" = 1 ] || stage "lint" lint
+stage "host unit tests" cargo test --locked --workspace
+stage "build riscv64 rvvmm" resources/build-rvvmm.sh
+stage "build images" resources/build-images.sh
+stage "nested tests" cargo test --locked --test nested -- --ignored --test-threads=1 "$@"

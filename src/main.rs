@@ -1,0 +1,213 @@
+//! `rvvmm`: command line -> [`vmm::config::VmConfig`] -> [`vmm::Vmm::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use vmm::config::{
+    parse_size, CpuList, CpuPlacement, DiskConfig, IrqchipMode, NetConfig, PciAddress, VmConfig,
+    DEFAULT_CMDLINE,
+};
+
+/// Exit status for command line usage errors.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvvmm",
+    version,
+    about = "A KVM virtual machine monitor for riscv64 Linux hosts",
+    long_about = "rvvmm runs one virtual machine per process on a riscv64 Linux host with KVM (H extension).\n\
+        It loads a Linux Image (or PE/EFI-stub kernel), an optional initramfs and a generated device tree\n\
+        into guest RAM at 0x80000000 (the QEMU `virt` memory map), and runs one vcpu thread per core,\n\
+        each pinned to its own host core.",
+    after_help = "Exit status: 0 when the guest powers off; 3 when it asks for a reset; 4 when it reports a \
+        failure;\n1 for setup errors (one line `rvvmm: error: ...` on stderr); 2 for usage errors; 128+N when \
+        stopped by signal N.\nConsole: the guest's serial port is rvvmm's stdin/stdout. On a terminal, press \
+        Ctrl-A then x to stop the VM\n(Ctrl-A Ctrl-A sends a literal Ctrl-A).\nLogs: --log-level or RUST_LOG \
+        (error, warn, info, debug, trace), printed on stderr."
+)]
+struct Cli {
+    /// Kernel to boot: a RISC-V Linux `Image` (a PE/EFI-stub Image works too).
+    #[arg(long, value_name = "PATH")]
+    kernel: PathBuf,
+
+    /// Initramfs to load next to the kernel.
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<PathBuf>,
+
+    /// Kernel command line.
+    #[arg(long, value_name = "STR", default_value = DEFAULT_CMDLINE)]
+    cmdline: String,
+
+    /// Guest RAM: 512M, 2G or bytes.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    memory: u64,
+
+    /// Number of vcpus; each is pinned to its own host core.
+    #[arg(long, value_name = "N", conflicts_with = "cpus", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    cores: Option<u32>,
+
+    /// Host cores to run the vcpus on, one vcpu per core (e.g. 2-3,6).
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<CpuList>,
+
+    /// Add a virtio-blk disk backed by a raw file: path=FILE[,readonly=on][,id=NAME] (repeatable; vda, vdb, ... in order).
+    #[arg(long, value_name = "path=FILE[,readonly=on][,id=NAME]")]
+    disk: Vec<DiskConfig>,
+
+    /// Add a virtio-net device on a tap interface: tap=IFNAME[,mac=MAC] (repeatable).
+    #[arg(long, value_name = "tap=IFNAME[,mac=MAC]")]
+    net: Vec<NetConfig>,
+
+    /// Pass a host PCI device through with VFIO: path=/sys/bus/pci/devices/DDDD:BB:DD.F (repeatable).
+    #[arg(long, value_name = "path=/sys/bus/pci/devices/DDDD:BB:DD.F")]
+    device: Vec<PciAddress>,
+
+    /// Interrupt controller: auto (AIA if KVM has it, else PLIC), aia or plic.
+    #[arg(long, value_name = "auto|aia|plic", default_value = "auto")]
+    irqchip: IrqchipMode,
+
+    /// Write the generated device tree blob to FILE and exit without running the guest.
+    #[arg(long, value_name = "FILE")]
+    dump_dtb: Option<PathBuf>,
+
+    /// Log level: off, error, warn, info, debug, trace (default warn; RUST_LOG also works).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<log::LevelFilter>,
+}
+
+impl Cli {
+    fn into_config(self) -> VmConfig {
+        let cpus = match (self.cores, self.cpus) {
+            (_, Some(list)) => CpuPlacement::List(list),
+            (Some(n), None) => CpuPlacement::Count(n as usize),
+            (None, None) => CpuPlacement::Count(1),
+        };
+        VmConfig {
+            kernel: self.kernel,
+            initrd: self.initrd,
+            cmdline: self.cmdline,
+            memory: self.memory,
+            cpus,
+            disks: self.disk,
+            nets: self.net,
+            devices: self.device,
+            irqchip: self.irqchip,
+            dump_dtb: self.dump_dtb,
+        }
+    }
+}
+
+/// Prints a clap error as one `rvvmm: error: ...` line (help and version print as usual).
+fn usage_error(err: clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            // clap's message up to its first blank line (the usage block follows), folded onto one line.
+            let text = err.render().to_string();
+            let msg: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let msg = msg.join(" ");
+            let msg = msg.trim_start_matches("error: ");
+            eprintln!("rvvmm: error: {msg} (see rvvmm --help)");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    if let Some(level) = cli.log_level {
+        logger.filter_level(level);
+    }
+    logger.format_timestamp_millis().init();
+
+    match vmm::Vmm::new(cli.into_config()).run() {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(e) => {
+            // One line, whatever the chain of causes.
+            let msg = format!("{:#}", e).replace('\n', " ");
+            eprintln!("rvvmm: error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn contract_options_parse() {
+        let cli = Cli::try_parse_from([
+            "rvvmm",
+            "--kernel",
+            "Image",
+            "--initrd",
+            "i",
+            "--cmdline",
+            "console=ttyS0 quiet",
+            "--memory",
+            "512M",
+            "--cores",
+            "2",
+            "--disk",
+            "path=a.img,readonly=on",
+            "--disk",
+            "path=b.img",
+            "--net",
+            "tap=tap0",
+            "--device",
+            "path=/sys/bus/pci/devices/0000:00:01.0",
+            "--irqchip",
+            "aia",
+            "--dump-dtb",
+            "x.dtb",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        let cfg = cli.into_config();
+        assert_eq!(cfg.memory, 512 << 20);
+        assert_eq!(cfg.cpus, CpuPlacement::Count(2));
+        assert_eq!(cfg.disks.len(), 2);
+        assert_eq!(cfg.irqchip, IrqchipMode::Aia);
+    }
+
+    #[test]
+    fn defaults_and_conflicts() {
+        let cfg = Cli::try_parse_from(["rvvmm", "--kernel", "k"])
+            .unwrap()
+            .into_config();
+        assert_eq!(cfg.memory, 256 << 20);
+        assert_eq!(cfg.cmdline, "console=ttyS0");
+        assert_eq!(cfg.cpus, CpuPlacement::Count(1));
+        assert!(
+            Cli::try_parse_from(["rvvmm", "--kernel", "k", "--cores", "2", "--cpus", "1"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["rvvmm", "--kernel", "k", "--cores", "0"]).is_err());
+        assert!(Cli::try_parse_from(["rvvmm", "--kernel", "k", "--memory", "lots"]).is_err());
+        assert!(Cli::try_parse_from(["rvvmm"]).is_err());
+    }
+}
