@@ -11,11 +11,11 @@ out="$RVVMM_CACHE/images/l1-$name.cpio.gz"
 [ -x "$RVVMM_BIN" ] || { echo "l1-initrd: missing $RVVMM_BIN: run resources/build-rvvmm.sh" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/bin" "$work/scenarios"
-install -m 0755 "$RVVMM_ROOT/resources/l1/init" "$work/init"
-install -m 0755 "$RVVMM_BIN" "$work/bin/rvvmm"
-cp "$RVVMM_ROOT"/tests/scenarios/*.sh "$work/scenarios/"
-(cd "$work" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
+mkdir -p "$work/root/bin" "$work/root/scenarios"
+install -m 0755 "$RVVMM_ROOT/resources/l1/init" "$work/root/init"
+install -m 0755 "$RVVMM_BIN" "$work/root/bin/rvvmm"
+cp "$RVVMM_ROOT"/tests/scenarios/*.sh "$work/root/scenarios/"
+(cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
 cat "$base" "$work/overlay.cpio.gz" > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "$out"

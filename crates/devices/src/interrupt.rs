@@ -1,32 +1,21 @@
-//! How a device raises its interrupt line, independent of the interrupt controller behind it.
+//! How a device drives its interrupt line, independent of the interrupt controller behind it.
 
 use std::io;
-use std::sync::Arc;
 
-use vmm_sys_util::eventfd::EventFd;
-
-/// An edge on a device's interrupt line (for example an irqfd registered with KVM).
-pub trait Interrupt: Send + Sync {
-    /// Signals the interrupt.
-    fn trigger(&self) -> io::Result<()>;
+/// A level-sensitive interrupt line into the irqchip (an APLIC source through `KVM_IRQ_LINE`, or later a
+/// userspace PLIC source). Devices call it only when their level changes.
+pub trait IrqLine: Send + Sync {
+    /// Drives the line high (`true`) or low.
+    fn set_level(&self, level: bool) -> io::Result<()>;
 }
 
-/// An interrupt delivered by writing to an eventfd that KVM watches (irqfd).
-pub struct EventFdInterrupt(pub EventFd);
+/// vm-superio wants a `Trigger`; the UART computes its line level itself, so this one does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopTrigger;
 
-impl Interrupt for EventFdInterrupt {
-    fn trigger(&self) -> io::Result<()> {
-        self.0.write(1)
-    }
-}
-
-/// Adapts an [`Interrupt`] to vm-superio's `Trigger`.
-#[derive(Clone)]
-pub struct IrqTrigger(pub Arc<dyn Interrupt>);
-
-impl vm_superio::Trigger for IrqTrigger {
+impl vm_superio::Trigger for NoopTrigger {
     type E = io::Error;
     fn trigger(&self) -> io::Result<()> {
-        self.0.trigger()
+        Ok(())
     }
 }

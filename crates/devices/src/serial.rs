@@ -1,5 +1,9 @@
 //! The ns16550a UART at UART0: vm-superio's 16550A model on the MMIO bus, output to a writer (rvvmm's
 //! stdout), input from the shared [`ConsoleInput`] queue.
+//!
+//! The interrupt is a level, as on real hardware and as the device tree says (level-high): it is high
+//! while the model's IIR reports a pending interrupt, and the line is driven only when that changes. (Pulsing
+//! an edge on every vm-superio trigger made Linux see an interrupt storm it could not attribute.)
 
 use std::io::Write;
 use std::sync::Arc;
@@ -8,28 +12,49 @@ use vm_superio::serial::NoEvents;
 use vm_superio::Serial;
 
 use crate::console::ConsoleInput;
-use crate::interrupt::IrqTrigger;
+use crate::interrupt::{IrqLine, NoopTrigger};
 use crate::MmioDevice;
 
 /// Offset of the receive buffer / transmit holding register.
 const DATA_OFFSET: u64 = 0;
 /// Number of byte-wide registers (reg-shift 0).
 const NUM_REGS: u64 = 8;
+/// IIR bit 0: set when no interrupt is pending.
+const IIR_NONE: u8 = 0x01;
 
 /// The UART device.
 pub struct Uart {
-    serial: Serial<IrqTrigger, NoEvents, Box<dyn Write + Send>>,
+    serial: Serial<NoopTrigger, NoEvents, Box<dyn Write + Send>>,
     input: Arc<ConsoleInput>,
+    irq: Arc<dyn IrqLine>,
+    level: bool,
     active: bool,
 }
 
 impl Uart {
-    /// A UART raising `irq`, writing guest output to `out` and reading guest input from `input`.
-    pub fn new(irq: IrqTrigger, out: Box<dyn Write + Send>, input: Arc<ConsoleInput>) -> Uart {
+    /// A UART driving `irq`, writing guest output to `out` and reading guest input from `input`.
+    pub fn new(
+        irq: Arc<dyn IrqLine>,
+        out: Box<dyn Write + Send>,
+        input: Arc<ConsoleInput>,
+    ) -> Uart {
         Uart {
-            serial: Serial::new(irq, out),
+            serial: Serial::new(NoopTrigger, out),
             input,
+            irq,
+            level: false,
             active: false,
+        }
+    }
+
+    /// Drives the interrupt line to what the model's IIR says, if that changed.
+    fn update_irq(&mut self) {
+        let level = self.serial.state().interrupt_identification & IIR_NONE == 0;
+        if level != self.level {
+            self.level = level;
+            if let Err(e) = self.irq.set_level(level) {
+                log::warn!("uart: cannot set interrupt level: {e}");
+            }
         }
     }
 
@@ -54,6 +79,7 @@ impl Uart {
                 log::warn!("uart: dropping console input: {e:?}");
             }
         }
+        self.update_irq();
     }
 }
 
@@ -67,6 +93,7 @@ impl MmioDevice for Uart {
                 self.pump();
             }
         }
+        self.update_irq();
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
@@ -80,22 +107,27 @@ impl MmioDevice for Uart {
         if !first {
             self.pump();
         }
+        self.update_irq();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interrupt::Interrupt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
+    /// Records every level change.
     #[derive(Default)]
-    struct Count(AtomicUsize);
-    impl Interrupt for Count {
-        fn trigger(&self) -> std::io::Result<()> {
-            self.0.fetch_add(1, Ordering::SeqCst);
+    struct Line(Mutex<Vec<bool>>);
+    impl IrqLine for Line {
+        fn set_level(&self, level: bool) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(level);
             Ok(())
+        }
+    }
+    impl Line {
+        fn level(&self) -> bool {
+            self.0.lock().unwrap().last().copied().unwrap_or(false)
         }
     }
 
@@ -112,25 +144,22 @@ mod tests {
     }
 
     const IER: u64 = 1;
+    const IIR: u64 = 2;
     const LSR: u64 = 5;
 
     #[test]
     fn output_and_input_through_registers() {
-        let irq = Arc::new(Count::default());
+        let irq = Arc::new(Line::default());
         let out = SharedBuf::default();
         let input = Arc::new(ConsoleInput::new());
-        let mut uart = Uart::new(
-            IrqTrigger(irq.clone()),
-            Box::new(out.clone()),
-            input.clone(),
-        );
+        let mut uart = Uart::new(irq.clone(), Box::new(out.clone()), input.clone());
         // Input before the guest touches the UART stays queued (SBI console may take it).
         input.push(b"hi");
         uart.pump();
         assert_eq!(input.len(), 2);
         // The guest enables the RX interrupt: the UART takes the input and interrupts.
         uart.write(IER, &[0x01]);
-        assert!(irq.0.load(Ordering::SeqCst) >= 1);
+        assert!(irq.level(), "RX interrupt raised");
         let mut b = [0u8; 1];
         uart.read(LSR, &mut b);
         assert_eq!(b[0] & 1, 1, "data ready");
@@ -140,6 +169,7 @@ mod tests {
         assert_eq!(b[0], b'i');
         uart.read(LSR, &mut b);
         assert_eq!(b[0] & 1, 0, "fifo drained");
+        assert!(!irq.level(), "line low once the data is read");
         uart.write(DATA_OFFSET, b"x");
         assert_eq!(&*out.0.lock().unwrap(), b"x");
         // Out-of-range offsets are harmless.
@@ -152,7 +182,7 @@ mod tests {
     fn input_larger_than_the_fifo_is_delivered_in_order() {
         let input = Arc::new(ConsoleInput::new());
         let mut uart = Uart::new(
-            IrqTrigger(Arc::new(Count::default())),
+            Arc::new(Line::default()),
             Box::new(std::io::sink()),
             input.clone(),
         );
@@ -170,5 +200,26 @@ mod tests {
             got.push(b[0]);
         }
         assert_eq!(got, msg);
+    }
+
+    #[test]
+    fn thre_interrupt_is_a_level_cleared_by_reading_iir() {
+        let irq = Arc::new(Line::default());
+        let mut uart = Uart::new(
+            irq.clone(),
+            Box::new(std::io::sink()),
+            Arc::new(ConsoleInput::new()),
+        );
+        uart.write(IER, &[0x02]); // THRI: the transmitter is empty, so the line goes high.
+        assert!(irq.level());
+        let mut b = [0u8; 1];
+        uart.read(IIR, &mut b);
+        assert_eq!(b[0] & 0x0f, 0x02, "IIR says THR empty");
+        assert!(!irq.level(), "reading IIR acknowledges it");
+        // Many writes while the interrupt is pending drive the line once, not once per byte.
+        for _ in 0..100 {
+            uart.write(DATA_OFFSET, b"x");
+        }
+        assert_eq!(*irq.0.lock().unwrap(), vec![true, false, true]);
     }
 }

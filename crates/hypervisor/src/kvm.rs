@@ -4,16 +4,16 @@ use std::os::fd::AsRawFd;
 
 use kvm_bindings::{
     kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_RISCV_AIA, kvm_run,
-    kvm_userspace_memory_region, RegList, KVM_DEV_RISCV_AIA_ADDR_APLIC,
-    KVM_DEV_RISCV_AIA_CONFIG_HART_BITS, KVM_DEV_RISCV_AIA_CONFIG_IDS,
-    KVM_DEV_RISCV_AIA_CONFIG_SRCS, KVM_DEV_RISCV_AIA_CTRL_INIT, KVM_DEV_RISCV_AIA_GRP_ADDR,
-    KVM_DEV_RISCV_AIA_GRP_CONFIG, KVM_DEV_RISCV_AIA_GRP_CTRL, KVM_EXIT_RISCV_SBI,
+    kvm_userspace_memory_region, KVM_DEV_RISCV_AIA_ADDR_APLIC, KVM_DEV_RISCV_AIA_CONFIG_HART_BITS,
+    KVM_DEV_RISCV_AIA_CONFIG_IDS, KVM_DEV_RISCV_AIA_CONFIG_SRCS, KVM_DEV_RISCV_AIA_CTRL_INIT,
+    KVM_DEV_RISCV_AIA_GRP_ADDR, KVM_DEV_RISCV_AIA_GRP_CONFIG, KVM_DEV_RISCV_AIA_GRP_CTRL,
+    KVM_EXIT_RISCV_SBI,
 };
 use kvm_ioctls::{DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::cpu::CpuInfo;
-use crate::regs::{self, reg_id, reg_index, RegClass};
+use crate::regs::{self, reg_id, RegClass};
 use crate::{Error, Result};
 
 fn ioctl_err(what: impl Into<String>) -> impl FnOnce(kvm_ioctls::Error) -> Error {
@@ -151,11 +151,13 @@ impl Aia {
         )
     }
 
-    /// Configures and initialises the AIA: `num_sources` wired APLIC sources, the APLIC at `aplic_addr`
-    /// and hart i's IMSIC at `imsic_addr(i)`.
+    /// Configures and initialises the AIA: `hart_bits` hart index bits in IMSIC addresses (what the guest
+    /// derives from its device tree), `num_sources` wired APLIC sources, the APLIC at `aplic_addr` and hart
+    /// i's IMSIC at `imsic_addr(i)`.
     pub fn init(
         &self,
         num_harts: u32,
+        hart_bits: u32,
         num_sources: u32,
         aplic_addr: u64,
         imsic_addr: impl Fn(u32) -> u64,
@@ -166,9 +168,6 @@ impl Aia {
             num_sources,
             "AIA set srcs",
         )?;
-        // Hart index bits: enough to number every hart (0 for one hart), as the guest's IMSIC driver
-        // derives them from the number of harts in the device tree.
-        let hart_bits = u32::BITS - num_harts.saturating_sub(1).leading_zeros();
         self.set_u32(
             KVM_DEV_RISCV_AIA_GRP_CONFIG,
             KVM_DEV_RISCV_AIA_CONFIG_HART_BITS.into(),
@@ -279,47 +278,20 @@ impl Vcpu {
         self.set_reg(reg_id(RegClass::SbiExt, ext), 1)
     }
 
-    /// All register ids this vcpu has (`KVM_GET_REG_LIST`).
-    pub fn reg_list(&self) -> Result<Vec<u64>> {
-        let mut n = 256;
-        loop {
-            let mut list =
-                RegList::new(n).map_err(|_| Error::UnexpectedExit("reg list size".into()))?;
-            match self.fd.get_reg_list(&mut list) {
-                Ok(()) => return Ok(list.as_slice().to_vec()),
-                Err(e) if e.errno() == libc::E2BIG && n < 16384 => {
-                    n *= 4;
-                }
-                Err(e) => return Err(ioctl_err("KVM_GET_REG_LIST")(e)),
-            }
-        }
-    }
-
     /// Reads what KVM tells about the guest CPU: ISA, MMU, timebase, multi-letter extensions.
+    ///
+    /// ISA extensions are probed register by register rather than through `KVM_GET_REG_LIST`, whose
+    /// wrapper caps the list at 200 entries (hosts with the V extension have more registers than that).
     pub fn cpu_info(&self) -> Result<CpuInfo> {
-        let list = self.reg_list()?;
-        let has = |id: u64| list.contains(&id);
-        let opt = |index| -> Result<Option<u64>> {
-            let id = reg_id(RegClass::Config, index);
-            if has(id) {
-                self.get_reg(id).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let mut isa_extensions = Vec::new();
-        for &id in &list {
-            if let Some(index) = reg_index(id, RegClass::IsaExt) {
-                if self.get_reg(id)? == 1 {
-                    isa_extensions.push(index);
-                }
-            }
-        }
+        let opt = |index| self.get_reg(reg_id(RegClass::Config, index)).ok();
+        let isa_extensions = (0..regs::ISA_EXT_PROBE_LIMIT)
+            .filter(|&index| self.get_reg(reg_id(RegClass::IsaExt, index)).ok() == Some(1))
+            .collect();
         Ok(CpuInfo {
             isa: self.get_reg(reg_id(RegClass::Config, regs::CONFIG_ISA))?,
-            satp_mode: opt(regs::CONFIG_SATP_MODE)?.unwrap_or(0),
-            zicbom_block_size: opt(regs::CONFIG_ZICBOM_BLOCK_SIZE)?,
-            zicboz_block_size: opt(regs::CONFIG_ZICBOZ_BLOCK_SIZE)?,
+            satp_mode: opt(regs::CONFIG_SATP_MODE).unwrap_or(0),
+            zicbom_block_size: opt(regs::CONFIG_ZICBOM_BLOCK_SIZE),
+            zicboz_block_size: opt(regs::CONFIG_ZICBOZ_BLOCK_SIZE),
             timebase_frequency: self.get_reg(reg_id(RegClass::Timer, regs::TIMER_FREQUENCY))?,
             isa_extensions,
         })

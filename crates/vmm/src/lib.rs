@@ -3,6 +3,16 @@
 
 pub mod config;
 pub mod exit;
+pub mod host;
+pub mod kernel;
+pub mod preflight;
+pub mod sbi;
+pub mod terminal;
+
+#[cfg(target_arch = "riscv64")]
+mod machine;
+
+use std::path::PathBuf;
 
 use config::VmConfig;
 pub use exit::GuestExit;
@@ -13,6 +23,53 @@ pub enum Error {
     /// rvvmm was built for a host it cannot run guests on.
     #[error("rvvmm runs guests only on riscv64 Linux hosts with KVM (this binary is for {0})")]
     UnsupportedHost(&'static str),
+    /// An option that this version does not implement yet.
+    #[error("{0} is not supported yet by this version of rvvmm")]
+    NotYetSupported(&'static str),
+    /// A kernel or initrd file cannot be read.
+    #[error("cannot read {what} {}: {source}", path.display())]
+    File {
+        /// "kernel" or "initrd".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The kernel file is not a RISC-V Image.
+    #[error("kernel {}: {source}", path.display())]
+    KernelImage {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: kernel::ImageError,
+    },
+    /// Kernel, initrd and FDT do not fit in guest RAM.
+    #[error("kernel and initrd do not fit in --memory: {0}")]
+    Layout(arch::LayoutError),
+    /// Guest RAM size or mapping problem.
+    #[error("{0}")]
+    Memory(String),
+    /// Not enough (or wrong) host cores.
+    #[error("{0}")]
+    Cores(String),
+    /// The host's KVM refused something.
+    #[error(transparent)]
+    Hypervisor(#[from] hypervisor::Error),
+    /// The device tree could not be built.
+    #[error("cannot build the device tree: {0}")]
+    Fdt(#[from] arch::FdtError),
+    /// The requested interrupt controller is not available.
+    #[error("{0}")]
+    Irqchip(String),
+    /// Any other I/O failure during setup.
+    #[error("{what}: {source}")]
+    Io {
+        /// What rvvmm was doing.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
 }
 
 /// One virtual machine.
@@ -26,9 +83,24 @@ impl Vmm {
         Vmm { config }
     }
 
-    /// Builds the VM and runs it until the guest powers off, resets, fails or rvvmm is signalled.
+    /// Builds the VM and runs it until the guest powers off, resets, fails or rvvmm is stopped.
     pub fn run(self) -> Result<GuestExit, Error> {
-        let _ = &self.config;
-        Err(Error::UnsupportedHost(std::env::consts::ARCH))
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| Error::Io { what, source }
+        };
+        let allowed =
+            host::allowed_cpus().map_err(io("cannot read this process's CPU affinity"))?;
+        let host_mem = host::total_memory().map_err(io("cannot read the host's memory size"))?;
+        let plan = preflight::check(&self.config, &allowed, host_mem)?;
+        #[cfg(target_arch = "riscv64")]
+        {
+            machine::run(&self.config, &plan)
+        }
+        #[cfg(not(target_arch = "riscv64"))]
+        {
+            let _ = plan;
+            Err(Error::UnsupportedHost(std::env::consts::ARCH))
+        }
     }
 }

@@ -1,0 +1,409 @@
+//! Builds the VM on KVM (riscv64 only) and runs it: guest RAM, vcpus, the AIA irqchip, kernel + initrd +
+//! device tree, the UART and finisher on the MMIO bus, the console and signal threads, one pinned thread
+//! per vcpu.
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+
+use arch::layout::{
+    imsic_addr, imsic_hart_index_bits, APLIC_BASE, APLIC_NUM_SOURCES, DRAM_BASE, SIFIVE_TEST_BASE,
+    SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE,
+};
+use arch::{create_fdt, mmu_type_from_satp_mode, CpuIsa, FdtConfig, IrqChipConfig};
+use devices::console::ConsoleInput;
+use devices::interrupt::IrqLine;
+use devices::serial::Uart;
+use devices::sifive_test::{FinisherRequest, SifiveTest};
+use devices::MmioBus;
+use hypervisor::regs::SBI_EXT_DBCN;
+use hypervisor::{Exit, Vcpu, Vm};
+use linux_loader::loader::{pe::PE, KernelLoader};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::config::{IrqchipMode, VmConfig};
+use crate::preflight::Plan;
+use crate::sbi::SbiConsole;
+use crate::terminal::{EscapeParser, RawTerminal};
+use crate::{Error, GuestExit};
+
+const KVM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
+const KVM_SYSTEM_EVENT_RESET: u32 = 2;
+/// SBI SRST reset reason "system failure".
+const SRST_REASON_SYSFAIL: u64 = 1;
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// A wired interrupt into the in-kernel APLIC, driven with `KVM_IRQ_LINE`.
+struct AplicLine {
+    vm: Arc<Vm>,
+    source: u32,
+}
+
+impl IrqLine for AplicLine {
+    fn set_level(&self, level: bool) -> std::io::Result<()> {
+        self.vm
+            .set_irq_line(self.source, level)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// Everything a vcpu thread shares with the others.
+struct VcpuShared {
+    bus: MmioBus,
+    mem: GuestMemoryMmap,
+    sbi: SbiConsole,
+    exits: Mutex<Sender<GuestExit>>,
+    unmapped_warnings: AtomicU32,
+}
+
+impl VcpuShared {
+    fn stop(&self, why: GuestExit) {
+        let _ = self
+            .exits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(why);
+    }
+
+    fn unmapped(&self, vcpu: u64, addr: u64, write: bool) {
+        if self.unmapped_warnings.fetch_add(1, Ordering::Relaxed) < 16 {
+            let kind = if write { "write to" } else { "read from" };
+            log::warn!("vcpu{vcpu}: guest {kind} unmapped MMIO address {addr:#x} (ignored)");
+        }
+    }
+}
+
+/// Builds the VM described by `config` and `plan`, runs it and returns how it ended.
+pub fn run(config: &VmConfig, plan: &Plan) -> Result<GuestExit, Error> {
+    let num_vcpus = plan.cores.len() as u32;
+    let vm = Arc::new(Vm::new()?);
+
+    // Guest RAM.
+    let mem =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(DRAM_BASE), config.memory as usize)])
+            .map_err(|e| {
+                Error::Memory(format!(
+                    "cannot allocate {} MiB of guest RAM: {e}",
+                    config.memory >> 20
+                ))
+            })?;
+    for (slot, region) in mem.iter().enumerate() {
+        let host = mem
+            .get_host_address(region.start_addr())
+            .map_err(|e| Error::Memory(format!("guest RAM mapping: {e}")))?;
+        // SAFETY: the mapping belongs to `mem`, which lives until this function returns, i.e. as long as
+        // the VM runs (vcpu threads are never joined; the process exits with them running).
+        unsafe {
+            vm.add_memory(
+                slot as u32,
+                region.start_addr().0,
+                region.len(),
+                host as u64,
+            )?
+        };
+    }
+
+    // vcpus first (the AIA needs them), then what KVM says about the CPU.
+    let vcpus: Vec<Vcpu> = (0..num_vcpus)
+        .map(|i| vm.create_vcpu(u64::from(i)))
+        .collect::<Result<_, _>>()?;
+    let info = vcpus[0].cpu_info()?;
+    log::info!("guest CPU from KVM: {info:x?}");
+    for v in &vcpus {
+        if let Err(e) = v.enable_sbi_ext(SBI_EXT_DBCN) {
+            log::warn!("cannot enable SBI DBCN on vcpu{}: {e}", v.id());
+        }
+    }
+
+    // Interrupt controller: the in-kernel AIA.
+    let aia = match config.irqchip {
+        IrqchipMode::Plic => {
+            return Err(Error::Irqchip(
+                "--irqchip plic: the userspace PLIC is not supported yet by this version of rvvmm".into(),
+            ))
+        }
+        IrqchipMode::Auto | IrqchipMode::Aia => vm.create_aia().map_err(|e| {
+            Error::Irqchip(format!(
+                "{e}; this version of rvvmm needs an AIA host (a userspace PLIC is not supported yet)"
+            ))
+        })?,
+    };
+    let num_ids = aia.num_ids()?;
+    aia.init(
+        num_vcpus,
+        imsic_hart_index_bits(num_vcpus),
+        APLIC_NUM_SOURCES,
+        APLIC_BASE,
+        imsic_addr,
+    )?;
+
+    // Kernel, initrd, device tree.
+    let mut kernel = File::open(&config.kernel)
+        .map_err(io_err(format!("cannot open {}", config.kernel.display())))?;
+    let loaded = PE::load(&mem, Some(GuestAddress(DRAM_BASE)), &mut kernel, None).map_err(|e| {
+        Error::Memory(format!(
+            "cannot load kernel {}: {e}",
+            config.kernel.display()
+        ))
+    })?;
+    debug_assert_eq!(loaded.kernel_load.0, plan.kernel_addr);
+    if let (Some(path), Some((start, size))) = (&config.initrd, plan.layout.initrd) {
+        let mut f = File::open(path).map_err(io_err(format!("cannot open {}", path.display())))?;
+        let mut buf = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut buf)
+            .map_err(io_err(format!("cannot read {}", path.display())))?;
+        if buf.len() as u64 != size {
+            return Err(Error::Memory(format!(
+                "{} changed size while loading",
+                path.display()
+            )));
+        }
+        mem.write_slice(&buf, GuestAddress(start))
+            .map_err(|e| Error::Memory(format!("cannot load initrd: {e}")))?;
+    }
+    let isa = CpuIsa::from_kvm(info.isa, &info.isa_extensions);
+    let fdt = create_fdt(&FdtConfig {
+        num_cpus: num_vcpus,
+        mmu_type: mmu_type_from_satp_mode(info.satp_mode).map(str::to_string),
+        cbom_block_size: info.zicbom_block_size.map(|v| v as u32),
+        cboz_block_size: info.zicboz_block_size.map(|v| v as u32),
+        isa,
+        timebase_frequency: info.timebase_frequency as u32,
+        memory_size: config.memory,
+        cmdline: config.cmdline.clone(),
+        initrd: plan.layout.initrd,
+        irqchip: IrqChipConfig::Aia {
+            num_sources: APLIC_NUM_SOURCES,
+            num_ids,
+        },
+        virtio_mmio: vec![],
+    })?;
+    if let Some(path) = &config.dump_dtb {
+        std::fs::write(path, &fdt).map_err(io_err(format!("cannot write {}", path.display())))?;
+        log::info!("device tree written to {}", path.display());
+        return Ok(GuestExit::Poweroff);
+    }
+    mem.write_slice(&fdt, GuestAddress(plan.layout.fdt_addr))
+        .map_err(|e| Error::Memory(format!("cannot write the device tree: {e}")))?;
+    vcpus[0].set_boot_regs(plan.kernel_addr, 0, plan.layout.fdt_addr)?;
+
+    // Devices.
+    let (exit_tx, exit_rx) = channel::<GuestExit>();
+    let input = Arc::new(ConsoleInput::new());
+    let uart_irq = Arc::new(AplicLine {
+        vm: vm.clone(),
+        source: UART0_IRQ,
+    });
+    let uart = Arc::new(Mutex::new(Uart::new(
+        uart_irq,
+        Box::new(std::io::stdout()),
+        input.clone(),
+    )));
+    let finisher_tx = Mutex::new(exit_tx.clone());
+    let finisher = SifiveTest::new(Box::new(move |req| {
+        let why = match req {
+            FinisherRequest::Pass => GuestExit::Poweroff,
+            FinisherRequest::Reset => GuestExit::Reset,
+            FinisherRequest::Fail(code) => {
+                log::warn!("guest reported failure {code} through sifive_test");
+                GuestExit::Failure
+            }
+        };
+        let _ = finisher_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(why);
+    }));
+    let mut bus = MmioBus::new();
+    bus.insert(UART0_BASE, UART0_SIZE, uart.clone())
+        .and_then(|_| {
+            bus.insert(
+                SIFIVE_TEST_BASE,
+                SIFIVE_TEST_SIZE,
+                Arc::new(Mutex::new(finisher)),
+            )
+        })
+        .map_err(|e| Error::Memory(e.to_string()))?;
+
+    // Console and signals. Block the stop signals in every thread; one thread waits for them.
+    let raw = RawTerminal::enable().map_err(io_err("cannot put the terminal in raw mode"))?;
+    block_stop_signals();
+    spawn_signal_thread(exit_tx.clone())?;
+    spawn_stdin_thread(input.clone(), uart.clone(), raw.is_some(), exit_tx.clone())?;
+
+    // vcpus.
+    let shared = Arc::new(VcpuShared {
+        bus,
+        mem: mem.clone(),
+        sbi: SbiConsole::stdout(input),
+        exits: Mutex::new(exit_tx),
+        unmapped_warnings: AtomicU32::new(0),
+    });
+    for (vcpu, &core) in vcpus.into_iter().zip(&plan.cores) {
+        let shared = shared.clone();
+        let name = format!("vcpu{}", vcpu.id());
+        std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || vcpu_thread(vcpu, core, shared))
+            .map_err(io_err(format!("cannot start thread {name}")))?;
+    }
+    log::info!(
+        "guest started: {} vcpu(s) on host cores {:?}, {} MiB RAM, kernel at {:#x}, fdt at {:#x}",
+        num_vcpus,
+        plan.cores,
+        config.memory >> 20,
+        plan.kernel_addr,
+        plan.layout.fdt_addr
+    );
+
+    let why = exit_rx.recv().unwrap_or(GuestExit::Failure);
+    drop(raw);
+    // Keep the AIA device and VM alive until here.
+    drop(aia);
+    log::info!("guest stopped: {why:?}");
+    Ok(why)
+}
+
+fn vcpu_thread(mut vcpu: Vcpu, core: usize, shared: Arc<VcpuShared>) {
+    let id = vcpu.id();
+    if let Err(e) = crate::host::pin_current_thread(core) {
+        log::error!("vcpu{id}: cannot pin to host core {core}: {e}");
+        shared.stop(GuestExit::Failure);
+        return;
+    }
+    log::debug!("vcpu{id} pinned to host core {core}");
+    loop {
+        match vcpu.run() {
+            Ok(Exit::MmioRead(addr, data)) => {
+                if !shared.bus.read(addr, data) {
+                    shared.unmapped(id, addr, false);
+                }
+            }
+            Ok(Exit::MmioWrite(addr, data)) => {
+                if !shared.bus.write(addr, data) {
+                    shared.unmapped(id, addr, true);
+                }
+            }
+            Ok(Exit::Sbi(call)) => {
+                *call.ret = shared
+                    .sbi
+                    .handle(&shared.mem, call.ext, call.fid, call.args);
+            }
+            Ok(Exit::SystemEvent(kind, data)) => {
+                let why = match kind {
+                    KVM_SYSTEM_EVENT_SHUTDOWN if data.first() == Some(&SRST_REASON_SYSFAIL) => {
+                        GuestExit::Failure
+                    }
+                    KVM_SYSTEM_EVENT_SHUTDOWN => GuestExit::Poweroff,
+                    KVM_SYSTEM_EVENT_RESET => GuestExit::Reset,
+                    other => {
+                        log::warn!("vcpu{id}: system event {other} {data:?}");
+                        GuestExit::Failure
+                    }
+                };
+                log::info!("vcpu{id}: system event {kind} {data:?}");
+                shared.stop(why);
+                return;
+            }
+            Ok(Exit::Interrupted) => {}
+            Ok(Exit::Other(what)) => {
+                log::error!("vcpu{id}: unexpected exit {what}");
+                shared.stop(GuestExit::Failure);
+                return;
+            }
+            Err(e) => {
+                log::error!("vcpu{id}: {e}");
+                shared.stop(GuestExit::Failure);
+                return;
+            }
+        }
+    }
+}
+
+const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+fn stop_sigset() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and modify the local set only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in STOP_SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Blocks the stop signals in the calling thread (and the threads it starts later).
+fn block_stop_signals() {
+    let set = stop_sigset();
+    // SAFETY: `set` is a valid signal set; the old mask is not needed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+fn spawn_signal_thread(exits: Sender<GuestExit>) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let set = stop_sigset();
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is valid and `sig` is writable; the signals are blocked in every thread.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                log::warn!("stopping the VM on signal {sig}");
+                let _ = exits.send(GuestExit::Signal(sig));
+                return;
+            }
+        })
+        .map(|_| ())
+        .map_err(io_err("cannot start the signal thread"))
+}
+
+fn spawn_stdin_thread(
+    input: Arc<ConsoleInput>,
+    uart: Arc<Mutex<Uart>>,
+    tty: bool,
+    exits: Sender<GuestExit>,
+) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("console-in".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut escape = EscapeParser::default();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::warn!("console input: {e}");
+                        return;
+                    }
+                };
+                let bytes = if tty {
+                    let keys = escape.feed(&buf[..n]);
+                    if keys.quit {
+                        let _ = exits.send(GuestExit::Signal(libc::SIGINT));
+                        return;
+                    }
+                    keys.forward
+                } else {
+                    buf[..n].to_vec()
+                };
+                // Backpressure: wait while the guest has not consumed what is queued.
+                while input.len() > 64 * 1024 {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                input.push(&bytes);
+                uart.lock().unwrap_or_else(|p| p.into_inner()).pump();
+            }
+        })
+        .map(|_| ())
+        .map_err(io_err("cannot start the console thread"))
+}

@@ -1,0 +1,208 @@
+//! Checks on the configuration that need no KVM: the kernel and initrd files, guest RAM against the host,
+//! where the boot blobs go, and which host cores the vcpus get. Every bad input is refused here with a clear
+//! error before a VM exists.
+
+use std::fs::File;
+use std::path::Path;
+
+use arch::layout::{DRAM_BASE, MIN_MEMORY};
+use arch::{place_boot_blobs, BootLayout};
+
+use crate::config::VmConfig;
+use crate::kernel::ImageHeader;
+use crate::{host, Error};
+
+/// What the checks established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The kernel's Image header.
+    pub kernel_header: ImageHeader,
+    /// Guest physical address of the kernel.
+    pub kernel_addr: u64,
+    /// Kernel file length.
+    pub kernel_len: u64,
+    /// Where the FDT and initrd go.
+    pub layout: BootLayout,
+    /// One host core per vcpu.
+    pub cores: Vec<usize>,
+}
+
+fn open_file(path: &Path, what: &'static str) -> Result<(File, u64), Error> {
+    let err = |source| Error::File {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = File::open(path).map_err(err)?;
+    let meta = f.metadata().map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    Ok((f, meta.len()))
+}
+
+fn mib(b: u64) -> String {
+    format!("{} MiB", b >> 20)
+}
+
+/// Runs every check; `allowed_cpus` and `host_memory` describe the host.
+pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Result<Plan, Error> {
+    if !config.disks.is_empty() {
+        return Err(Error::NotYetSupported("--disk (virtio-blk)"));
+    }
+    if !config.nets.is_empty() {
+        return Err(Error::NotYetSupported("--net (virtio-net)"));
+    }
+    if !config.devices.is_empty() {
+        return Err(Error::NotYetSupported("--device (VFIO passthrough)"));
+    }
+    if config.memory < MIN_MEMORY {
+        return Err(Error::Memory(format!(
+            "--memory {} is too small: at least {}",
+            config.memory,
+            mib(MIN_MEMORY)
+        )));
+    }
+    if DRAM_BASE.checked_add(config.memory).is_none() || config.memory > host_memory {
+        return Err(Error::Memory(format!(
+            "--memory {} is more than this host's {} of RAM",
+            mib(config.memory),
+            mib(host_memory)
+        )));
+    }
+    let cores = host::select_cores(&config.cpus, allowed_cpus).map_err(Error::Cores)?;
+
+    let (mut kernel, kernel_len) = open_file(&config.kernel, "kernel")?;
+    let kernel_header = ImageHeader::read_from(&mut kernel)
+        .map_err(|source| Error::File {
+            what: "kernel",
+            path: config.kernel.clone(),
+            source,
+        })?
+        .map_err(|source| Error::KernelImage {
+            path: config.kernel.clone(),
+            source,
+        })?;
+    let kernel_addr = DRAM_BASE + kernel_header.text_offset;
+    let kernel_end = kernel_addr
+        .checked_add(kernel_len.max(kernel_header.image_size))
+        .ok_or_else(|| Error::Memory("kernel size overflows".into()))?;
+    let initrd_len = match &config.initrd {
+        Some(p) => Some(open_file(p, "initrd")?.1),
+        None => None,
+    };
+    let layout = place_boot_blobs(config.memory, kernel_end, initrd_len).map_err(Error::Layout)?;
+    Ok(Plan {
+        kernel_header,
+        kernel_addr,
+        kernel_len,
+        layout,
+        cores,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CpuPlacement, IrqchipMode, VmConfig};
+    use crate::kernel::tests::header;
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    fn tmpfile(name: &str, bytes: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rvvmm-preflight-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
+        p
+    }
+
+    fn config(kernel: PathBuf) -> VmConfig {
+        VmConfig {
+            kernel,
+            initrd: None,
+            cmdline: "console=ttyS0".into(),
+            memory: 512 << 20,
+            cpus: CpuPlacement::Count(2),
+            disks: vec![],
+            nets: vec![],
+            devices: vec![],
+            irqchip: IrqchipMode::Auto,
+            dump_dtb: None,
+        }
+    }
+
+    const HOST_MEM: u64 = 4 << 30;
+
+    #[test]
+    fn a_good_config_is_planned() {
+        let mut k = header(20 << 20);
+        k.resize(1 << 20, 0);
+        let mut c = config(tmpfile("good-Image", &k));
+        c.initrd = Some(tmpfile("good-initrd", &[0u8; 10000]));
+        let plan = check(&c, &[0, 1, 2, 3], HOST_MEM).unwrap();
+        assert_eq!(plan.kernel_addr, 0x8020_0000);
+        assert_eq!(plan.cores, vec![0, 1]);
+        assert_eq!(plan.layout.fdt_addr, 0x8000_0000 + (512 << 20) - 0x10000);
+        let (start, size) = plan.layout.initrd.unwrap();
+        assert_eq!(size, 10000);
+        assert!(start + size <= plan.layout.fdt_addr);
+    }
+
+    #[test]
+    fn bad_inputs_are_refused() {
+        let k = tmpfile("k", &header(0));
+        let msg = |c: &VmConfig| check(c, &[0, 1], HOST_MEM).unwrap_err().to_string();
+
+        let c = config(PathBuf::from("/nonexistent/Image"));
+        assert!(
+            msg(&c).contains("cannot read kernel /nonexistent/Image"),
+            "{}",
+            msg(&c)
+        );
+
+        let c = config(tmpfile(
+            "notimage",
+            b"#!/bin/sh\necho this is not a kernel, but it is long enough to have a header\n",
+        ));
+        assert!(msg(&c).contains("not a RISC-V Linux Image"), "{}", msg(&c));
+
+        let c = config(std::env::temp_dir());
+        assert!(msg(&c).contains("not a regular file"), "{}", msg(&c));
+
+        let mut c = config(k.clone());
+        c.initrd = Some(PathBuf::from("/nonexistent/initrd"));
+        assert!(msg(&c).contains("cannot read initrd"), "{}", msg(&c));
+
+        let mut c = config(k.clone());
+        c.cpus = CpuPlacement::Count(3);
+        assert!(msg(&c).contains("--cores 3"), "{}", msg(&c));
+
+        let mut c = config(k.clone());
+        c.memory = 64 << 30;
+        assert!(msg(&c).contains("more than this host"), "{}", msg(&c));
+        c.memory = 1 << 20;
+        assert!(msg(&c).contains("too small"), "{}", msg(&c));
+
+        // A kernel whose image_size fills the RAM leaves no room for the FDT.
+        let mut c = config(tmpfile("huge", &header(600 << 20)));
+        c.memory = 512 << 20;
+        assert!(msg(&c).contains("do not fit"), "{}", msg(&c));
+
+        // An initrd that does not fit.
+        let mut c = config(k.clone());
+        c.memory = 32 << 20;
+        let big =
+            std::fs::File::create(std::env::temp_dir().join("rvvmm-preflight-big-initrd")).unwrap();
+        big.set_len(40 << 20).unwrap();
+        c.initrd = Some(std::env::temp_dir().join("rvvmm-preflight-big-initrd"));
+        assert!(msg(&c).contains("do not fit"), "{}", msg(&c));
+
+        let mut c = config(k);
+        c.disks = vec!["path=x".parse().unwrap()];
+        assert!(msg(&c).contains("not supported yet"), "{}", msg(&c));
+    }
+}
