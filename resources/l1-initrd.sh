@@ -15,6 +15,13 @@ mkdir -p "$work/root/bin" "$work/root/scenarios"
 install -m 0755 "$RVVMM_ROOT/resources/l1/init" "$work/root/init"
 install -m 0755 "$RVVMM_BIN" "$work/root/bin/rvvmm"
 cp "$RVVMM_ROOT"/tests/scenarios/*.sh "$work/root/scenarios/"
+# Bare-metal test guests, assembled with the riscv64 cross toolchain.
+mkdir -p "$work/root/guests"
+for mode in 0 1 2 3 4; do
+  riscv64-linux-gnu-gcc -nostdlib -nostartfiles -static -march=rv64gc -mabi=lp64d -DMODE=$mode \
+    -Wl,-Ttext=0x80200000 -Wl,--build-id=none -o "$work/sbi.elf" "$RVVMM_ROOT/tests/guests/sbi-test.S"
+  riscv64-linux-gnu-objcopy -O binary "$work/sbi.elf" "$work/root/guests/sbi-test-$mode.bin"
+done
 (cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
 cat "$base" "$work/overlay.cpio.gz" > "$out.tmp"
 mv "$out.tmp" "$out"

@@ -1,19 +1,46 @@
 //! End-to-end tests on the nested bench: L1 riscv64 Linux with a real /dev/kvm under QEMU TCG, rvvmm running
 //! inside it. They need the images and the riscv64 binary, so they are `#[ignore]`d in plain `cargo test`;
 //! `resources/test.sh` builds everything and runs them with `--ignored`.
+//!
+//! One L1 boot serves many scenarios: each `*_host()` function boots L1 once (the first test that needs it)
+//! and the tests read their scenario's part of the console.
 
 mod bench;
 
+use std::process::Command;
 use std::sync::OnceLock;
 
 use bench::{boot_l1, L1Options, L1Run};
 
-/// Scenarios that run in the one L1 boot on an AIA host (QEMU virt,aia=aplic-imsic), in this order.
-const AIA_SCENARIOS: &[&str] = &["kvm", "version", "help"];
+/// Scenarios run in the one L1 boot on an AIA host (QEMU virt,aia=aplic-imsic, 2 harts), in this order.
+const AIA_SCENARIOS: &[&str] = &[
+    "kvm", "version", "help", "errors", "sbi", "dtb", "boot", "console", "signal",
+];
+
+/// Scenarios run on an L1 without AIA (QEMU virt with a PLIC).
+const PLIC_SCENARIOS: &[&str] = &["kvm", "aia-missing"];
 
 fn aia_host() -> &'static L1Run {
     static RUN: OnceLock<L1Run> = OnceLock::new();
     RUN.get_or_init(|| boot_l1("aia-2hart", AIA_SCENARIOS, &L1Options::from_env("aia", 2)))
+}
+
+fn plic_host() -> &'static L1Run {
+    static RUN: OnceLock<L1Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        boot_l1(
+            "plic-2hart",
+            PLIC_SCENARIOS,
+            &L1Options::from_env("plic", 2),
+        )
+    })
+}
+
+/// The value of `key=` on the first line of `text` that starts with `prefix`.
+fn field<'a>(text: &'a str, prefix: &str, key: &str) -> Option<&'a str> {
+    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 #[test]
@@ -31,11 +58,7 @@ fn l1_has_dev_kvm() {
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn rvvmm_version_runs_in_l1() {
-    run_version(aia_host());
-}
-
-fn run_version(run: &L1Run) {
-    let text = run.passed("version");
+    let text = aia_host().passed("version");
     let expected = format!("rvvmm {}", env!("CARGO_PKG_VERSION"));
     assert!(text.contains(&expected), "no '{expected}' in:\n{text}");
     assert!(
@@ -47,7 +70,6 @@ fn run_version(run: &L1Run) {
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn rvvmm_help_lists_the_contract_options() {
-    let run = aia_host();
     let options = [
         "--kernel",
         "--initrd",
@@ -62,5 +84,197 @@ fn rvvmm_help_lists_the_contract_options() {
         "--dump-dtb",
         "--log-level",
     ];
-    run.assert_markers("help", &options);
+    aia_host().assert_markers("help", &options);
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn linux_guest_boots_with_two_harts_and_512m() {
+    let run = aia_host();
+    let text = run.passed("boot");
+    assert_eq!(field(text, "RVVMM-L2-BOOTED", "harts"), Some("2"), "{text}");
+    let memkb: u64 = field(text, "RVVMM-L2-BOOTED", "memkb")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (400_000..=524_288).contains(&memkb),
+        "guest sees {memkb} kB, not about 512 MiB:\n{text}"
+    );
+    assert_eq!(field(text, "L2-BOOT-EXIT", "rc"), Some("0"), "{text}");
+    eprintln!(
+        "L2 boot to poweroff: {} s",
+        field(text, "L2-BOOT-EXIT", "seconds").unwrap_or("?")
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn console_input_reaches_the_guest_shell() {
+    // "CONSOLE-42-OK" is computed by the guest shell from the line piped into rvvmm's stdin.
+    aia_host().assert_markers("console", &["CONSOLE-42-OK", "CONSOLE-EXIT rc=0"]);
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn vcpu_threads_are_pinned_to_distinct_cores() {
+    let text = aia_host().passed("console");
+    let pins: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("PINNED "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    assert_eq!(
+        pins.iter().map(|p| p.0).collect::<Vec<_>>(),
+        ["vcpu0", "vcpu1"],
+        "{text}"
+    );
+    for (name, cores) in &pins {
+        assert!(
+            cores.parse::<usize>().is_ok(),
+            "{name} may run on '{cores}', not on one core"
+        );
+    }
+    assert_ne!(pins[0].1, pins[1].1, "both vcpus on one core:\n{text}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn sigterm_stops_the_vm_with_status_143() {
+    aia_host().assert_markers("signal", &["SIGTERM-EXIT rc=143"]);
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn bad_input_gets_one_error_line_and_the_right_status() {
+    let text = aia_host().passed("errors");
+    let cases = [
+        (
+            "missing-kernel",
+            "1",
+            "cannot read kernel /nonexistent/Image",
+        ),
+        ("kernel-is-directory", "1", "not a regular file"),
+        ("not-an-image", "1", "not a RISC-V Linux Image"),
+        ("missing-initrd", "1", "cannot read initrd"),
+        ("does-not-fit", "1", "do not fit in --memory"),
+        ("too-many-cores", "1", "--cores 64"),
+        ("bad-cpus", "1", "core 60"),
+        ("too-much-memory", "1", "more than this host"),
+        ("bad-size", "2", "invalid size '12Q'"),
+        ("unknown-option", "2", "--frobnicate"),
+        ("no-kernel-option", "2", "--kernel"),
+        ("no-dev-kvm", "1", "/dev/kvm"),
+    ];
+    for (name, rc, snippet) in cases {
+        let prefix = format!("ERRCASE {name} ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no case {name}:\n{text}"));
+        assert!(line.contains(&format!(" rc={rc} ")), "{line}");
+        assert!(line.contains(" lines=1 "), "{line}");
+        assert!(line.contains("msg=rvvmm: error: "), "{line}");
+        assert!(
+            line.contains(snippet),
+            "case {name}: '{snippet}' not in {line}"
+        );
+    }
+    assert!(text.contains("ERRCASES-FAILED 0"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn bare_metal_guest_uses_the_sbi_console_and_exit_statuses() {
+    let text = aia_host().passed("sbi");
+    for m in [
+        "SBI-TEST hello from a bare-metal guest",
+        "SBI-DBCN-WRITE-OK",
+        "SBI-UNKNOWN-NOT-SUPPORTED",
+        "SBI-DBCN-BAD-ADDRESS-REFUSED",
+        "SBI-UNKNOWN-REACHED-RVVMM",
+        "SBI-MODE 0 rc=0", // SRST shutdown
+        "SBI-MODE 1 rc=3", // SRST reboot
+        "SBI-MODE 2 rc=4", // SRST shutdown with reason system failure
+        "SBI-MODE 3 rc=4", // sifive_test fail
+        "SBI-MODE 4 rc=0", // sifive_test pass
+    ] {
+        assert!(text.contains(m), "'{m}' missing:\n{text}");
+    }
+    // DBCN write_byte printed "B" on a line of its own.
+    assert!(text.lines().any(|l| l == "B"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn dumped_device_tree_describes_the_guest() {
+    let run = aia_host();
+    let text = run.passed("dtb");
+    let hex: String = text
+        .lines()
+        .skip_while(|l| *l != "DTB-HEX-BEGIN")
+        .skip(1)
+        .take_while(|l| *l != "DTB-HEX-END")
+        .collect::<Vec<_>>()
+        .join(" ");
+    let blob: Vec<u8> = hex
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect();
+    assert_eq!(&blob[..4], &[0xd0, 0x0d, 0xfe, 0xed], "not a DTB");
+    let path = run.log_path.with_file_name("guest.dtb");
+    std::fs::write(&path, &blob).unwrap();
+    let out = Command::new("dtc")
+        .args(["-I", "dtb", "-O", "dts"])
+        .arg(&path)
+        .output()
+        .expect("dtc (device-tree-compiler) runs");
+    assert!(
+        out.status.success(),
+        "dtc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dts = String::from_utf8_lossy(&out.stdout);
+    std::fs::write(path.with_extension("dts"), dts.as_bytes()).unwrap();
+    for m in [
+        "cpu@0 {",
+        "cpu@1 {",
+        "riscv,isa = \"rv64imafdc",
+        "riscv,isa-extensions = \"i\\0m\\0a\\0f\\0d\\0c",
+        "riscv,isa-base = \"rv64i\"",
+        "mmu-type = \"riscv,sv",
+        "timebase-frequency = <",
+        "memory@80000000 {",
+        "reg = <0x00 0x80000000 0x00 0x20000000>;",
+        "bootargs = \"console=ttyS0 dtb-test\";",
+        "linux,initrd-start",
+        "linux,initrd-end",
+        "stdout-path = \"/soc/serial@10000000\";",
+        "serial@10000000 {",
+        "compatible = \"ns16550a\";",
+        "compatible = \"riscv,imsics\";",
+        "compatible = \"riscv,aplic\";",
+        "interrupt-controller@d000000",
+        "interrupt-controller@28000000",
+        "msi-controller;",
+        "test@100000",
+    ] {
+        assert!(
+            dts.contains(m),
+            "'{m}' not in the guest's device tree:\n{dts}"
+        );
+    }
+    // The ISA comes from KVM: the bench's `-cpu rv64` has Sstc and Ssaia, and KVM passes them on.
+    assert!(dts.contains("sstc") && dts.contains("ssaia"), "{dts}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn a_host_without_aia_is_refused_clearly() {
+    let run = plic_host();
+    assert!(
+        run.log.contains("kvm=yes"),
+        "L1 (PLIC) has no /dev/kvm:\n{}",
+        run.log
+    );
+    run.assert_markers("aia-missing", &["AIA-MISSING rc=1", "rvvmm: error:"]);
 }

@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# Build the kernels and initramfs images of the nested bench from Debian riscv64 packages
+# (see /work/shared/NESTED.md). Run resources/setup-host.sh first. Outputs, under $RVVMM_CACHE:
+#   debs/                          downloaded .debs (kept; never downloaded twice)
+#   kernel/<name>/                 Image, release (uname -r), config, modroot/ (modules + modules.dep)
+#   images/l2-Image                the L2 guest kernel (always trixie's)
+#   images/l2-initrd.cpio.gz       the L2 guest initramfs: busybox, resources/l2/init as /init, modules
+#   images/l1-Image-<name>         the kernel QEMU boots as L1
+#   images/l1-base-<name>.cpio.gz  the L1 initramfs WITHOUT /init: busybox, modules, /guest/{Image,
+#                                  initrd.cpio.gz}. The run tool appends a cpio with /init (resources/l1/init),
+#                                  /bin/rvvmm and /scenarios/*.sh (Linux unpacks concatenated archives).
+# Environment:
+#   RVVMM_CACHE       default <repo>/.cache
+#   RVVMM_L1_KERNEL   trixie (default) | sid | /absolute/path/to/Image (self-built; <name> is
+#                     custom-<12 hex digits of the path's hash>; no modules: KVM must be built in)
+# Each output has a <output>.stamp holding the hash of its inputs; it is rebuilt only when that changes.
+# Prints KEY=path lines on stdout (eval-able); progress goes to stderr.
+set -euo pipefail
+shopt -s inherit_errexit
+
+START=$SECONDS
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RES=$REPO/resources
+L1_KERNEL=${RVVMM_L1_KERNEL:-trixie}
+CACHE=${RVVMM_CACHE:-$REPO/.cache}
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+DEBDIR=$CACHE/debs
+KDIR=$CACHE/kernel
+IMG=$CACHE/images
+
+# Modules wanted in each initramfs, by module name ('-' and '_' are the same), plus their dependencies.
+# Names a kernel lacks or has built in are reported and skipped. crc32c_generic: ext4's checksums
+# (a softdep, which busybox modprobe ignores; the kernel asks /sbin/modprobe for crypto-crc32c).
+L2_MODULES=(virtio_mmio virtio_blk virtio_net net_failover failover ext4 crc32c_generic)
+L1_MODULES=(kvm tun vhost_net vhost vfio vfio_pci vfio_iommu_type1)
+# Applets the init scripts rely on; every applet of the binary gets a symlink, these must be among them.
+NEEDED_APPLETS=(sh mount modprobe insmod setsid cttyhack timeout poweroff grep awk tr find uname)
+# Used only if the applet list cannot be read from the (riscv64, not runnable here) busybox binary.
+FALLBACK_APPLETS=(sh ash mount umount cat echo grep sed awk mkdir mknod ls dd sha256sum md5sum head tail wc
+  sleep poweroff reboot insmod modprobe rmmod lsmod ip ifconfig ping nc mdev setsid cttyhack uname dmesg sync
+  mke2fs cmp cut tr free df hexdump od seq taskset nproc top timeout true false test "[" printf kill ps xargs
+  find cp mv rm ln chmod stat tee date hwclock wget udhcpc blockdev fdisk mkswap yes expr env id hostname
+  which zcat gunzip gzip xz unxz time usleep watch cpio vi less)
+
+log() { echo "[build-images +$((SECONDS - START))s] $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+hash_of() { printf '%s\n' "$@" | sha256sum | cut -d' ' -f1; }
+# fresh OUT HASH: OUT exists and its stamp says it was built from inputs hashing to HASH.
+fresh() { [ -e "$1" ] && [ -f "$1.stamp" ] && [ "$(cat "$1.stamp")" = "$2" ]; }
+# link_or_copy SRC DST: DST becomes the same file as SRC (hard link when possible).
+link_or_copy() {
+  [ "$1" -ef "$2" ] && return 0
+  ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"
+}
+
+case "$L1_KERNEL" in
+  trixie | sid) L1_NAME=$L1_KERNEL CUSTOM=0 ;;
+  /*)
+    [ -f "$L1_KERNEL" ] || die "RVVMM_L1_KERNEL: no such file $L1_KERNEL"
+    L1_NAME=custom-$(echo "$L1_KERNEL" | sha256sum | cut -c1-12) # as rvvmm_l1_kernel_name in common.sh
+    CUSTOM=1
+    ;;
+  *) die "RVVMM_L1_KERNEL must be trixie, sid or an absolute path to a kernel Image (got '$L1_KERNEL')" ;;
+esac
+for t in apt-get apt-cache dpkg-deb depmod cpio xz gzip flock; do
+  command -v "$t" >/dev/null || die "$t not found: run resources/setup-host.sh"
+done
+
+SELF=$(sha256sum <"${BASH_SOURCE[0]}")
+mkdir -p "$DEBDIR" "$KDIR" "$IMG"
+exec 9>"$CACHE/.lock"
+flock 9 # one build at a time per cache
+TMP=$(mktemp -d "$CACHE/tmp.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# ---------------------------------------------------------------------------------------------------
+# Packages. The resolved .deb names are remembered per key while apt's state (sources, pins, index
+# files) and this script are unchanged: a no-op run makes no apt calls.
+APT_FP=$({
+  echo "$SELF"
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/* /etc/apt/preferences.d/* 2>/dev/null || true
+  find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '%f %s %T@\n' 2>/dev/null | sort
+} | sha256sum | cut -d' ' -f1)
+# A pkgcache.bin for this run's apt calls: without one (containers disable it) each call takes seconds.
+APT_OPTS=(-q -o "Dir::Cache::pkgcache=$TMP/pkgcache.bin" -o Dir::Cache::srcpkgcache=)
+[ "$(id -u)" -ne 0 ] || APT_OPTS+=(-o APT::Sandbox::User=root) # no "_apt cannot access" warning
+
+# download SPEC...: put the packages (name:riscv64/suite) into debs/ unless already there with the
+# right size; set DEBS to their file names.
+download() {
+  local uris url file size rest need=0
+  # --print-uris skips files present in the current directory: ask from an empty one.
+  mkdir -p "$TMP/empty"
+  uris=$(cd "$TMP/empty" && apt-get download "${APT_OPTS[@]}" --print-uris "$@")
+  DEBS=()
+  while read -r url file size rest; do
+    [ -n "$file" ] || continue
+    DEBS+=("$file")
+    if [ "$(stat -c %s "$DEBDIR/$file" 2>/dev/null || true)" != "$size" ]; then
+      rm -f "$DEBDIR/$file"
+      need=1
+    fi
+  done <<<"$uris"
+  [ "${#DEBS[@]}" -eq $# ] || die "apt-get download --print-uris $*: got ${#DEBS[@]} files for $# packages"
+  if [ "$need" = 1 ]; then
+    log "downloading $*"
+    (cd "$DEBDIR" && apt-get download "${APT_OPTS[@]}" "$@") >&2
+  fi
+  for file in "${DEBS[@]}"; do [ -f "$DEBDIR/$file" ] || die "download of $file failed"; done
+}
+
+# get_debs KEY CMD...: set DEBS to the .debs of the package specs CMD prints (from memo when possible).
+get_debs() {
+  local key=$1 memo=$DEBDIR/.resolved-$1 f ok=1 specs
+  shift
+  if [ -f "$memo" ] && [ "$(head -n1 "$memo")" = "$APT_FP" ]; then
+    mapfile -t DEBS < <(tail -n +2 "$memo")
+    for f in "${DEBS[@]}"; do [ -f "$DEBDIR/$f" ] || ok=0; done
+    [ "$ok" = 1 ] && [ "${#DEBS[@]}" -gt 0 ] && return 0
+  fi
+  specs=$("$@")
+  # shellcheck disable=SC2086 # one spec per word
+  download $specs
+  { echo "$APT_FP"; printf '%s\n' "${DEBS[@]}"; } >"$memo"
+}
+
+# kernel_specs SUITE: the kernel packages of SUITE, found through the meta package linux-image-riscv64:
+# the versioned linux-image-<ver> (trixie: it holds everything) or the parts it depends on (sid:
+# linux-binary-<ver> with usr/lib/modules/<ver>/vmlinuz, linux-modules-<ver> with kernel/, linux-base-<ver>
+# with config, modules.builtin, modules.order).
+kernel_specs() {
+  local suite=$1 img parts p
+  img=$(apt-cache "${APT_OPTS[@]}" depends "linux-image-riscv64:riscv64/$suite" |
+    sed -n 's/^ *Depends: \(linux-image-[0-9][^:]*\)\(:riscv64\)\{0,1\}$/\1/p' | head -n1)
+  [ -n "$img" ] || die "cannot resolve linux-image-riscv64:riscv64/$suite (did setup-host.sh run?)"
+  parts=$(apt-cache "${APT_OPTS[@]}" depends "$img:riscv64/$suite" |
+    sed -n 's/^ *Depends: \(linux-\(binary\|modules\|base\)-[0-9][^:]*\)\(:riscv64\)\{0,1\}$/\1/p' | sort -u)
+  for p in ${parts:-$img}; do echo "$p:riscv64/$suite"; done
+}
+
+get_debs busybox echo busybox-static:riscv64/trixie
+BB_DEBS=("${DEBS[@]}")
+get_debs kernel-trixie kernel_specs trixie
+TRIXIE_DEBS=("${DEBS[@]}")
+if [ "$L1_NAME" = sid ]; then
+  get_debs kernel-sid kernel_specs sid
+  SID_DEBS=("${DEBS[@]}")
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# Kernels: kernel/<name>/{Image,release,config,modroot/usr/lib/modules/<ver>} (+ lib/modules symlink
+# for depmod, which gives the tree a modules.dep).
+extract_kernel() {
+  local name=$1 out=$KDIR/$1 h t ver d
+  shift
+  h=$(hash_of "$SELF" "$@")
+  fresh "$out" "$h" && return 0
+  log "extracting kernel $name from $*"
+  t=$TMP/kernel-$name
+  mkdir -p "$t/x" "$t/modroot/usr/lib" "$t/modroot/lib"
+  for d in "$@"; do dpkg-deb -x "$DEBDIR/$d" "$t/x"; done
+  mv "$t/x/usr/lib/modules" "$t/modroot/usr/lib/modules"
+  ver=$(ls "$t/modroot/usr/lib/modules")
+  [ "$(echo "$ver" | wc -l)" = 1 ] || die "kernel $name: expected one usr/lib/modules/<ver>, got: $ver"
+  d=$t/modroot/usr/lib/modules/$ver
+  if [ -f "$t/x/boot/vmlinux-$ver" ]; then # trixie
+    mv "$t/x/boot/vmlinux-$ver" "$t/Image"
+    cp "$t/x/boot/config-$ver" "$t/config"
+  elif [ -f "$d/vmlinuz" ]; then # sid: an uncompressed Image despite its name
+    mv "$d/vmlinuz" "$t/Image"
+    cp "$d/config" "$t/config" 2>/dev/null || true
+  else
+    die "kernel $name: no boot/vmlinux-$ver nor usr/lib/modules/$ver/vmlinuz in $*"
+  fi
+  echo "$ver" >"$t/release"
+  rm -rf "$t/x"
+  ln -s ../usr/lib/modules "$t/modroot/lib/modules"
+  depmod -b "$t/modroot" "$ver"
+  rm -rf "$out" "$out.stamp"
+  mv "$t" "$out"
+  echo "$h" >"$out.stamp"
+}
+
+extract_kernel trixie "${TRIXIE_DEBS[@]}"
+[ "$L1_NAME" != sid ] || extract_kernel sid "${SID_DEBS[@]}"
+
+# ---------------------------------------------------------------------------------------------------
+# Initramfs building blocks.
+
+# The busybox binary and its applet names. The binary is riscv64 (cannot run here): the names are
+# the NUL-separated, sorted string table that starts "[", "[[" (the first is glued to other data).
+dpkg-deb -x "$DEBDIR/${BB_DEBS[0]}" "$TMP/busybox"
+BUSYBOX=$TMP/busybox/usr/bin/busybox
+[ -f "$BUSYBOX" ] || die "no usr/bin/busybox in ${BB_DEBS[0]}"
+mapfile -t APPLETS < <(LC_ALL=C tr '\0' '\n' <"$BUSYBOX" | LC_ALL=C awk '
+  p && $0 == "" { exit }
+  p { print; next }
+  prev ~ /\[$/ && $0 == "[[" { print "["; print; p = 1 }
+  { prev = $0 }' | grep -E '^[][a-z0-9_.-]+$' || true)
+if [ "${#APPLETS[@]}" -lt 100 ]; then
+  log "warning: could not read the applet list from busybox; using a fixed list"
+  APPLETS=("${FALLBACK_APPLETS[@]}")
+fi
+for a in "${NEEDED_APPLETS[@]}"; do
+  printf '%s\n' "${APPLETS[@]}" | grep -qxF -- "$a" || die "busybox in ${BB_DEBS[0]} has no applet $a"
+done
+
+# stage_rootfs DIR: busybox + applet symlinks, base directories, /etc/passwd, /dev/console, /dev/null.
+stage_rootfs() {
+  local r=$1 a
+  mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,run,root,mnt,usr/lib}
+  chmod 1777 "$r/tmp"
+  ln -s bin "$r/sbin"
+  ln -s ../bin "$r/usr/bin"
+  ln -s ../bin "$r/usr/sbin"
+  cp "$BUSYBOX" "$r/bin/busybox"
+  for a in "${APPLETS[@]}"; do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
+  echo 'root:x:0:' >"$r/etc/group"
+  if [ "$(id -u)" -eq 0 ]; then # else pack() appends the nodes as a hand-made archive
+    mknod -m 600 "$r/dev/console" c 5 1
+    mknod -m 666 "$r/dev/null" c 1 3
+  fi
+}
+
+# stage_modules MODROOT DEST NAME...: the modules NAME and their dependencies from MODROOT (a depmod'ed
+# kernel/<name>/modroot), decompressed, into DEST/usr/lib/modules/<ver> (+ lib/modules symlink) with a
+# fresh modules.dep for the .ko names (busybox modprobe reads modules.dep, modules.alias).
+stage_modules() {
+  local src=$1 dest=$2 ver rel m
+  shift 2
+  ver=$(ls "$src/usr/lib/modules")
+  local from=$src/usr/lib/modules/$ver to=$dest/usr/lib/modules/$ver
+  mkdir -p "$to" "$dest/lib"
+  # modules.dep lines are "path: dep dep...", dependencies already transitive.
+  LC_ALL=C awk -v want=" $* " -v missing="$TMP/missing" '
+    function modname(p) { sub(/.*\//, "", p); sub(/\.ko(\..*)?$/, "", p); gsub(/-/, "_", p); return p }
+    BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) W[w[i]] = 1 }
+    { p = $1; sub(/:$/, "", p); m = modname(p)
+      if (m in W) { found[m] = 1; print p; for (i = 2; i <= NF; i++) print $i } }
+    END { for (m in W) if (!(m in found)) print m > missing }' "$from/modules.dep" | sort -u >"$TMP/closure"
+  while read -r rel; do
+    mkdir -p "$to/$(dirname "$rel")"
+    case "$rel" in
+      *.ko.xz) xz -dc "$from/$rel" >"$to/${rel%.xz}" ;;
+      *.ko.gz) gzip -dc "$from/$rel" >"$to/${rel%.gz}" ;;
+      *.ko) cp "$from/$rel" "$to/$rel" ;;
+      *) die "cannot decompress module $rel" ;;
+    esac
+  done <"$TMP/closure"
+  cp "$from/modules.builtin" "$from/modules.builtin.modinfo" "$to/" 2>/dev/null || true
+  sed 's/\.\(xz\|gz\)$//' "$TMP/closure" | grep -xFf - "$from/modules.order" >"$to/modules.order" || true
+  ln -sfn ../usr/lib/modules "$dest/lib/modules"
+  depmod -b "$dest" "$ver"
+  rm -f "$to"/*.bin "$to/modules.builtin.modinfo" # busybox reads only the text files
+  log "  modules ($ver): $(sed 's|.*/||; s|\.ko.*||' "$TMP/closure" | sort | tr '\n' ' ')"
+  touch "$TMP/missing"
+  while read -r m; do
+    if LC_ALL=C sed 's|.*/||; s|\.ko.*||; s|-|_|g' "$from/modules.builtin" | grep -qxF "$m"; then
+      log "  $m: built into the kernel"
+    else
+      log "  warning: $m: not in kernel $ver (neither module nor built in)"
+    fi
+  done <"$TMP/missing"
+  rm -f "$TMP/missing"
+}
+
+# newc_node NAME MODE(octal) MAJOR MINOR: one newc cpio entry without data (a directory or device node).
+newc_node() {
+  local name=$1 mode=$((8#$2)) n=$((${#1} + 1))
+  printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%s\0' \
+    $((0x7f000000 + RANDOM)) "$mode" 0 0 1 0 0 0 0 "$3" "$4" "$n" 0 "$name"
+  head -c $(((4 - (110 + n) % 4) % 4)) /dev/zero # pad header + name to 4 bytes
+}
+
+# pack DIR OUT: DIR as a gzip'd newc initramfs, files owned by root; atomic.
+pack() {
+  local gz=(gzip -6)
+  ! command -v pigz >/dev/null || gz=(pigz -6)
+  {
+    (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet)
+    if [ ! -e "$1/dev/console" ]; then # not root: no mknod; Linux unpacks concatenated archives
+      newc_node dev 40755 0 0
+      newc_node dev/console 20600 5 1
+      newc_node dev/null 20666 1 3
+      newc_node TRAILER!!! 0 0 0
+    fi
+  } | "${gz[@]}" >"$2.tmp"
+  mv -f "$2.tmp" "$2"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The L2 guest: trixie's kernel and a busybox initramfs with resources/l2/init.
+TRIXIE_STAMP=$(cat "$KDIR/trixie.stamp")
+link_or_copy "$KDIR/trixie/Image" "$IMG/l2-Image"
+
+L2_INITRD=$IMG/l2-initrd.cpio.gz
+h=$(hash_of "$SELF" "$(sha256sum <"$RES/l2/init")" "${BB_DEBS[@]}" "$TRIXIE_STAMP")
+if ! fresh "$L2_INITRD" "$h"; then
+  log "building $L2_INITRD"
+  r=$TMP/l2root
+  stage_rootfs "$r"
+  install -m 755 "$RES/l2/init" "$r/init"
+  stage_modules "$KDIR/trixie/modroot" "$r" "${L2_MODULES[@]}"
+  rm -f "$L2_INITRD.stamp"
+  pack "$r" "$L2_INITRD"
+  echo "$h" >"$L2_INITRD.stamp"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# The L1 host: its kernel and the base initramfs (no /init), which carries the L2 guest in /guest.
+L1_IMAGE=$IMG/l1-Image-$L1_NAME
+if [ "$CUSTOM" = 1 ]; then
+  h=$(hash_of "$L1_KERNEL" "$(stat -c '%s %Y' "$L1_KERNEL")")
+  if ! fresh "$L1_IMAGE" "$h"; then
+    cp -f "$L1_KERNEL" "$L1_IMAGE.tmp"
+    mv -f "$L1_IMAGE.tmp" "$L1_IMAGE"
+    echo "$h" >"$L1_IMAGE.stamp"
+  fi
+  L1_KSTAMP=none
+else
+  link_or_copy "$KDIR/$L1_NAME/Image" "$L1_IMAGE"
+  L1_KSTAMP=$(cat "$KDIR/$L1_NAME.stamp")
+fi
+
+L1_BASE=$IMG/l1-base-$L1_NAME.cpio.gz
+h=$(hash_of "$SELF" "${BB_DEBS[@]}" "$L1_KSTAMP" "$TRIXIE_STAMP" "$(cat "$L2_INITRD.stamp")")
+if ! fresh "$L1_BASE" "$h"; then
+  log "building $L1_BASE"
+  r=$TMP/l1root
+  stage_rootfs "$r"
+  if [ "$CUSTOM" = 0 ]; then
+    stage_modules "$KDIR/$L1_NAME/modroot" "$r" "${L1_MODULES[@]}"
+  fi
+  mkdir -p "$r/guest"
+  cp "$KDIR/trixie/Image" "$r/guest/Image"
+  cp "$L2_INITRD" "$r/guest/initrd.cpio.gz"
+  rm -f "$L1_BASE.stamp"
+  pack "$r" "$L1_BASE"
+  echo "$h" >"$L1_BASE.stamp"
+fi
+
+log "done in $((SECONDS - START)) s"
+echo "L1_KERNEL_NAME=$L1_NAME"
+echo "L1_IMAGE=$L1_IMAGE"
+echo "L1_INITRD_BASE=$L1_BASE"
+echo "L2_IMAGE=$IMG/l2-Image"
+echo "L2_INITRD=$L2_INITRD"
