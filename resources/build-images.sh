@@ -74,6 +74,7 @@ SELF=$(sha256sum <"${BASH_SOURCE[0]}")
 mkdir -p "$DEBDIR" "$KDIR" "$IMG"
 exec 9>"$CACHE/.lock"
 flock 9 # one build at a time per cache
+rm -rf "$CACHE"/tmp.* # left by a killed run
 TMP=$(mktemp -d "$CACHE/tmp.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
@@ -150,6 +151,12 @@ if [ "$L1_NAME" = sid ]; then
   get_debs kernel-sid kernel_specs sid
   SID_DEBS=("${DEBS[@]}")
 fi
+
+# Drop .debs no key refers to any more (older versions).
+for f in "$DEBDIR"/*.deb; do
+  [ -e "$f" ] || continue
+  grep -qxF "${f##*/}" "$DEBDIR"/.resolved-* || rm -f "$f"
+done
 
 # ---------------------------------------------------------------------------------------------------
 # Kernels: kernel/<name>/{Image,release,config,modroot/usr/lib/modules/<ver>} (+ lib/modules symlink
