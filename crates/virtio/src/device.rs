@@ -1,0 +1,42 @@
+//! The interface between the virtio-mmio transport and a device model.
+
+use virtio_queue::Queue;
+use vm_memory::GuestMemoryMmap;
+
+/// Offset of the QueueNotify register in a virtio-mmio window (for ioeventfd registration).
+pub const QUEUE_NOTIFY_OFFSET: u64 = 0x50;
+
+/// A virtio device model. The transport owns the queues and the negotiation; the device says what it
+/// offers, serves its config space and processes its queues.
+///
+/// All guest-controlled input reaching these methods is untrusted: a bad descriptor or request must end
+/// in an error status for that request (or a device reset), never a panic.
+pub trait VirtioDevice: Send {
+    /// Virtio device id (see [`crate::device_type`]).
+    fn device_type(&self) -> u32;
+
+    /// Maximum size of each queue; the length is the number of queues.
+    fn queue_max_sizes(&self) -> &[u16];
+
+    /// Feature bits the device offers (including `VIRTIO_F_VERSION_1`).
+    fn features(&self) -> u64;
+
+    /// The features the driver accepted (a subset of [`VirtioDevice::features`]), at FEATURES_OK.
+    fn set_acked_features(&mut self, features: u64);
+
+    /// Reads `data.len()` bytes of the device config space at `offset` (out of range: leave zeros).
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+
+    /// Writes the device config space (most devices ignore this).
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+
+    /// Processes what the driver made available on queue `index`. Returns true when used buffers were
+    /// added and the driver should be interrupted (the caller applies notification suppression).
+    fn process_queue(&mut self, index: usize, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool;
+
+    /// The driver reset the device (status written 0): drop per-activation state.
+    fn reset(&mut self) {}
+
+    /// rvvmm is stopping (guest poweroff, signal): make everything durable (e.g. flush a disk).
+    fn shutdown(&mut self) {}
+}

@@ -1,0 +1,24 @@
+//! Virtio devices for rvvmm: the virtio-mmio (version 2) transport, the device trait every virtio device
+//! implements, and the devices themselves (virtio-blk). Arch-neutral and unit-tested on any host with
+//! virtio-queue's mock guest memory.
+
+pub mod device;
+pub mod interrupt;
+
+pub use device::{VirtioDevice, QUEUE_NOTIFY_OFFSET};
+pub use interrupt::VirtioInterrupt;
+
+/// Feature bit: the device complies with virtio 1.x (mandatory for the modern mmio transport).
+pub const VIRTIO_F_VERSION_1: u32 = 32;
+/// Feature bit: the driver may use indirect descriptors.
+pub const VIRTIO_RING_F_INDIRECT_DESC: u32 = 28;
+/// Feature bit: used_event / avail_event notification suppression.
+pub const VIRTIO_RING_F_EVENT_IDX: u32 = 29;
+
+/// Device ids (virtio spec 5).
+pub mod device_type {
+    /// Network card.
+    pub const NET: u32 = 1;
+    /// Block device.
+    pub const BLOCK: u32 = 2;
+}
