@@ -93,12 +93,12 @@ APT_OPTS=(-q -o "Dir::Cache::pkgcache=$TMP/pkgcache.bin" -o Dir::Cache::srcpkgca
 # download SPEC...: put the packages (name:riscv64/suite) into debs/ unless already there with the
 # right size; set DEBS to their file names.
 download() {
-  local uris url file size rest need=0
+  local uris _url file size _rest need=0
   # --print-uris skips files present in the current directory: ask from an empty one.
   mkdir -p "$TMP/empty"
   uris=$(cd "$TMP/empty" && apt-get download "${APT_OPTS[@]}" --print-uris "$@")
   DEBS=()
-  while read -r url file size rest; do
+  while read -r _url file size _rest; do
     [ -n "$file" ] || continue
     DEBS+=("$file")
     if [ "$(stat -c %s "$DEBDIR/$file" 2>/dev/null || true)" != "$size" ]; then
@@ -116,7 +116,7 @@ download() {
 
 # get_debs KEY CMD...: set DEBS to the .debs of the package specs CMD prints (from memo when possible).
 get_debs() {
-  local key=$1 memo=$DEBDIR/.resolved-$1 f ok=1 specs
+  local memo=$DEBDIR/.resolved-$1 f ok=1 specs
   shift
   if [ -f "$memo" ] && [ "$(head -n1 "$memo")" = "$APT_FP" ]; then
     mapfile -t DEBS < <(tail -n +2 "$memo")

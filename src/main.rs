@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 use vmm::config::{
-    parse_size, CpuList, CpuPlacement, DiskConfig, IrqchipMode, NetConfig, PciAddress, VmConfig,
-    DEFAULT_CMDLINE,
+    parse_size, CoresArg, CpuList, CpuPlacement, DiskConfig, IrqchipMode, NetConfig, PciAddress,
+    VmConfig, DEFAULT_CMDLINE,
 };
 
 /// Exit status for command line usage errors.
@@ -45,13 +45,14 @@ struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
 
-    /// Number of vcpus; each is pinned to its own host core.
-    #[arg(long, value_name = "N", conflicts_with = "cpus", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    cores: Option<u32>,
+    /// Number of vcpus, each pinned to its own host core that no other running rvvmm holds
+    /// (",shared" allows sharing cores with other VMs when not enough are free).
+    #[arg(long, value_name = "N[,shared]", conflicts_with = "cpus")]
+    cores: Option<CoresArg<usize>>,
 
-    /// Host cores to run the vcpus on, one vcpu per core (e.g. 2-3,6).
-    #[arg(long, value_name = "LIST")]
-    cpus: Option<CpuList>,
+    /// Host cores to run the vcpus on, one vcpu per core (e.g. 2-3,6; ",shared" as for --cores).
+    #[arg(long, value_name = "LIST[,shared]")]
+    cpus: Option<CoresArg<CpuList>>,
 
     /// Add a virtio-blk disk backed by a raw file: path=FILE[,readonly=on][,id=NAME] (repeatable; vda, vdb, ... in order).
     #[arg(long, value_name = "path=FILE[,readonly=on][,id=NAME]")]
@@ -80,10 +81,10 @@ struct Cli {
 
 impl Cli {
     fn into_config(self) -> VmConfig {
-        let cpus = match (self.cores, self.cpus) {
-            (_, Some(list)) => CpuPlacement::List(list),
-            (Some(n), None) => CpuPlacement::Count(n as usize),
-            (None, None) => CpuPlacement::Count(1),
+        let (cpus, shared_cores) = match (self.cores, self.cpus) {
+            (_, Some(list)) => (CpuPlacement::List(list.value), list.shared),
+            (Some(n), None) => (CpuPlacement::Count(n.value), n.shared),
+            (None, None) => (CpuPlacement::Count(1), false),
         };
         VmConfig {
             kernel: self.kernel,
@@ -91,6 +92,7 @@ impl Cli {
             cmdline: self.cmdline,
             memory: self.memory,
             cpus,
+            shared_cores,
             disks: self.disk,
             nets: self.net,
             devices: self.device,

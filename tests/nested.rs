@@ -20,6 +20,20 @@ const AIA_SCENARIOS: &[&str] = &[
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC).
 const PLIC_SCENARIOS: &[&str] = &["kvm", "aia-missing"];
 
+/// Scenarios run on a 4-hart AIA host.
+const FOUR_HART_SCENARIOS: &[&str] = &["cores"];
+
+fn four_hart_host() -> &'static L1Run {
+    static RUN: OnceLock<L1Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        boot_l1(
+            "aia-4hart",
+            FOUR_HART_SCENARIOS,
+            &L1Options::from_env("aia", 4),
+        )
+    })
+}
+
 fn aia_host() -> &'static L1Run {
     static RUN: OnceLock<L1Run> = OnceLock::new();
     RUN.get_or_init(|| boot_l1("aia-2hart", AIA_SCENARIOS, &L1Options::from_env("aia", 2)))
@@ -277,4 +291,71 @@ fn a_host_without_aia_is_refused_clearly() {
         run.log
     );
     run.assert_markers("aia-missing", &["AIA-MISSING rc=1", "rvvmm: error:"]);
+}
+
+/// The cores of a `VM-X pid=N cores=a b` line.
+fn vm_cores(text: &str, vm: &str) -> Vec<usize> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("VM-{vm} ")))
+        .unwrap_or_else(|| panic!("no VM-{vm}:\n{text}"));
+    let cores = line.split("cores=").nth(1).unwrap_or("");
+    cores
+        .split_whitespace()
+        .map(|c| c.parse().unwrap_or_else(|_| panic!("bad core in {line}")))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn four_core_guest_runs_on_four_harts() {
+    let text = four_hart_host().passed("cores");
+    assert_eq!(field(text, "RVVMM-L2-BOOTED", "harts"), Some("4"), "{text}");
+    for cpu in 0..4 {
+        assert!(
+            text.contains(&format!("RAN-ON-CPU {cpu}")),
+            "no work ran on guest cpu {cpu}:\n{text}"
+        );
+    }
+    let pins: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("PINS-4 "))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let mut distinct = pins.clone();
+    distinct.dedup();
+    assert_eq!(
+        (pins.len(), distinct.len()),
+        (4, 4),
+        "vcpus not on 4 distinct cores: {pins:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn concurrent_vms_get_disjoint_cores_and_killed_vms_free_theirs() {
+    let text = four_hart_host().passed("cores");
+    let (a, b, c) = (
+        vm_cores(text, "A"),
+        vm_cores(text, "B"),
+        vm_cores(text, "C"),
+    );
+    assert_eq!((a.len(), b.len()), (2, 2), "{text}");
+    assert!(
+        a.iter().all(|x| !b.contains(x)),
+        "VMs A {a:?} and B {b:?} share a core"
+    );
+    assert!(text.contains("DISTINCT-CORES 4"), "{text}");
+    // The third VM is refused and told who holds the cores.
+    let third = text
+        .lines()
+        .find(|l| l.starts_with("THIRD "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(third.starts_with("THIRD rc=1 rvvmm: error: "), "{third}");
+    assert!(third.contains("held:") && third.contains("pid"), "{third}");
+    // After SIGKILL of A, C gets A's cores at once.
+    let mut freed = a.clone();
+    freed.sort_unstable();
+    assert_eq!(c, freed, "C should reuse A's cores:\n{text}");
 }

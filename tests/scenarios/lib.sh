@@ -25,3 +25,20 @@ start_guest() {
   pid=$!
   exec 3>in
 }
+
+# guest_cmd 'shell line' PATTERN SECONDS: type a line into the guest's shell, wait for PATTERN in its output.
+# Make PATTERN something only the command's result can contain (e.g. DONE-$((1+1)) -> DONE-2): the
+# terminal echoes the typed line too.
+guest_cmd() {
+  echo "$1" >&3
+  wait_for out "$2" "$3"
+}
+
+# finish_guest: wait for rvvmm to exit; prints and returns its status.
+finish_guest() {
+  wait $pid
+  rc=$?
+  exec 3>&-
+  echo "RVVMM-EXIT rc=$rc"
+  return $rc
+}

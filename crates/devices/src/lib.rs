@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod console;
 pub mod interrupt;
+pub mod plic;
 pub mod serial;
 pub mod sifive_test;
 

@@ -9,7 +9,7 @@ use kvm_bindings::{
     KVM_DEV_RISCV_AIA_GRP_ADDR, KVM_DEV_RISCV_AIA_GRP_CONFIG, KVM_DEV_RISCV_AIA_GRP_CTRL,
     KVM_EXIT_RISCV_SBI,
 };
-use kvm_ioctls::{DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{DeviceFd, IoEventAddress, Kvm, VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::cpu::CpuInfo;
@@ -91,6 +91,14 @@ impl Vm {
         self.fd
             .register_irqfd(evt, gsi)
             .map_err(ioctl_err(format!("KVM_IRQFD gsi {gsi}")))
+    }
+
+    /// Makes a 4-byte guest write of `value` to MMIO address `addr` signal `evt` inside KVM, without an
+    /// exit to userspace (ioeventfd).
+    pub fn register_ioeventfd(&self, evt: &EventFd, addr: u64, value: u32) -> Result<()> {
+        self.fd
+            .register_ioevent(evt, &IoEventAddress::Mmio(addr), value)
+            .map_err(ioctl_err(format!("KVM_IOEVENTFD at {addr:#x}")))
     }
 
     /// Sets the level of wired interrupt `irq`.
@@ -310,12 +318,12 @@ impl Vcpu {
                 // value above holds no reference into it, and the exit reason says `riscv_sbi` is the
                 // active member of the union.
                 let sbi = unsafe { &mut (*run_ptr).__bindgen_anon_1.riscv_sbi };
-                let args = sbi.args.map(|a| a as u64);
+                let args = sbi.args;
                 // SAFETY: `ret` is two `unsigned long`s (u64 on riscv64) inside the mapping.
                 let ret = unsafe { &mut *(sbi.ret.as_mut_ptr() as *mut [u64; 2]) };
                 Ok(Exit::Sbi(SbiCall {
-                    ext: sbi.extension_id as u64,
-                    fid: sbi.function_id as u64,
+                    ext: sbi.extension_id,
+                    fid: sbi.function_id,
                     args,
                     ret,
                 }))

@@ -20,7 +20,10 @@ pub struct VirtioInterrupt {
 impl VirtioInterrupt {
     /// Interrupt state driving `line`.
     pub fn new(line: Arc<dyn IrqLine>) -> VirtioInterrupt {
-        VirtioInterrupt { status: Mutex::new(0), line }
+        VirtioInterrupt {
+            status: Mutex::new(0),
+            line,
+        }
     }
 
     fn update(&self, f: impl FnOnce(u32) -> u32) {

@@ -360,6 +360,53 @@ impl CpuPlacement {
     }
 }
 
+/// `--cores N[,shared]` or `--cpus LIST[,shared]`: a core request and whether it may share cores with
+/// other VMs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoresArg<T> {
+    /// The count or the list.
+    pub value: T,
+    /// `,shared` was given.
+    pub shared: bool,
+}
+
+fn split_shared(s: &str) -> (&str, bool) {
+    match s.strip_suffix(",shared") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    }
+}
+
+impl FromStr for CoresArg<usize> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let (n, shared) = split_shared(s);
+        let value: usize = n.parse().map_err(|_| {
+            perr(format!(
+                "invalid --cores '{s}': expected a number, optionally followed by ,shared"
+            ))
+        })?;
+        if value == 0 || value > MAX_HOST_CPU + 1 {
+            return Err(perr(format!(
+                "invalid --cores '{s}': must be between 1 and {}",
+                MAX_HOST_CPU + 1
+            )));
+        }
+        Ok(CoresArg { value, shared })
+    }
+}
+
+impl FromStr for CoresArg<CpuList> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let (list, shared) = split_shared(s);
+        Ok(CoresArg {
+            value: list.parse()?,
+            shared,
+        })
+    }
+}
+
 /// Everything needed to build and run one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -373,6 +420,8 @@ pub struct VmConfig {
     pub memory: u64,
     /// vcpus and their host cores.
     pub cpus: CpuPlacement,
+    /// Allow sharing host cores with other running VMs (`--cores N,shared`).
+    pub shared_cores: bool,
     /// virtio-blk disks, in order (vda, vdb, ...).
     pub disks: Vec<DiskConfig>,
     /// virtio-net devices.
@@ -483,6 +532,22 @@ mod tests {
         ] {
             assert!(
                 bad.parse::<PciAddress>().is_err(),
+                "{bad} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn cores_args() {
+        let c: CoresArg<usize> = "2".parse().unwrap();
+        assert_eq!((c.value, c.shared), (2, false));
+        let c: CoresArg<usize> = "4,shared".parse().unwrap();
+        assert_eq!((c.value, c.shared), (4, true));
+        let l: CoresArg<CpuList> = "1-2,5,shared".parse().unwrap();
+        assert_eq!((l.value.0, l.shared), (vec![1, 2, 5], true));
+        for bad in ["0", "x", "2,share", "shared", "2,shared,shared", "99999"] {
+            assert!(
+                bad.parse::<CoresArg<usize>>().is_err(),
                 "{bad} should be rejected"
             );
         }

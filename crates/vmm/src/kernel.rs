@@ -77,9 +77,9 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_a_valid_header() {
-        let h = ImageHeader::parse(&header(0x1234_000)).unwrap();
+        let h = ImageHeader::parse(&header(0x0123_4000)).unwrap();
         assert_eq!(h.text_offset, 0x20_0000);
-        assert_eq!(h.image_size, 0x1234_000);
+        assert_eq!(h.image_size, 0x0123_4000);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! threads, wired together by [`Vmm::run`].
 
 pub mod config;
+pub mod cores;
 pub mod exit;
 pub mod host;
 pub mod kernel;
@@ -62,6 +63,9 @@ pub enum Error {
     /// The requested interrupt controller is not available.
     #[error("{0}")]
     Irqchip(String),
+    /// A device could not be set up (disk image, too many devices, ...).
+    #[error("{0}")]
+    Devices(String),
     /// Any other I/O failure during setup.
     #[error("{what}: {source}")]
     Io {
@@ -92,10 +96,24 @@ impl Vmm {
         let allowed =
             host::allowed_cpus().map_err(io("cannot read this process's CPU affinity"))?;
         let host_mem = host::total_memory().map_err(io("cannot read the host's memory size"))?;
-        let plan = preflight::check(&self.config, &allowed, host_mem)?;
+        let mut plan = preflight::check(&self.config, &allowed, host_mem)?;
+        // Running vcpus (not just dumping the device tree) takes the cores for real.
+        let _reservation = if self.config.dump_dtb.is_none() {
+            let r = cores::reserve(
+                &self.config.cpus,
+                self.config.shared_cores,
+                &allowed,
+                &cores::lock_dir(),
+            )
+            .map_err(Error::Cores)?;
+            plan.cores = r.cores.clone();
+            Some(r)
+        } else {
+            None
+        };
         #[cfg(target_arch = "riscv64")]
         {
-            machine::run(&self.config, &plan)
+            machine::run(&self.config, &plan, &allowed)
         }
         #[cfg(not(target_arch = "riscv64"))]
         {

@@ -12,7 +12,10 @@ use arch::layout::{
     imsic_addr, imsic_hart_index_bits, APLIC_BASE, APLIC_NUM_SOURCES, DRAM_BASE, SIFIVE_TEST_BASE,
     SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE,
 };
-use arch::{create_fdt, mmu_type_from_satp_mode, CpuIsa, FdtConfig, IrqChipConfig};
+use arch::{
+    create_fdt, mmu_type_from_satp_mode, virtio_mmio_slot, CpuIsa, FdtConfig, IrqChipConfig,
+    VirtioMmioDevice,
+};
 use devices::console::ConsoleInput;
 use devices::interrupt::IrqLine;
 use devices::serial::Uart;
@@ -21,6 +24,7 @@ use devices::MmioBus;
 use hypervisor::regs::SBI_EXT_DBCN;
 use hypervisor::{Exit, Vcpu, Vm};
 use linux_loader::loader::{pe::PE, KernelLoader};
+use virtio::{Block, MmioTransport, VirtioInterrupt, QUEUE_NOTIFY_OFFSET};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use crate::config::{IrqchipMode, VmConfig};
@@ -80,8 +84,20 @@ impl VcpuShared {
 }
 
 /// Builds the VM described by `config` and `plan`, runs it and returns how it ended.
-pub fn run(config: &VmConfig, plan: &Plan) -> Result<GuestExit, Error> {
+pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<GuestExit, Error> {
     let num_vcpus = plan.cores.len() as u32;
+    // rvvmm's own threads (this one, console, signals, virtio I/O) stay off the vcpus' cores when other cores
+    // exist; threads started from here inherit the mask, vcpu threads pin themselves.
+    let others: Vec<usize> = allowed_cpus
+        .iter()
+        .copied()
+        .filter(|c| !plan.cores.contains(c))
+        .collect();
+    if !others.is_empty() {
+        if let Err(e) = crate::host::set_current_thread_affinity(&others) {
+            log::warn!("cannot move rvvmm's own threads off the vcpu cores: {e}");
+        }
+    }
     let vm = Arc::new(Vm::new()?);
 
     // Guest RAM.
@@ -167,6 +183,31 @@ pub fn run(config: &VmConfig, plan: &Plan) -> Result<GuestExit, Error> {
         mem.write_slice(&buf, GuestAddress(start))
             .map_err(|e| Error::Memory(format!("cannot load initrd: {e}")))?;
     }
+    // virtio-mmio devices: disks first (vda, vdb, ... in the order given), one slot each.
+    let mut virtio_devices: Vec<(u64, u32, Arc<Mutex<MmioTransport>>)> = Vec::new();
+    for (i, disk) in config.disks.iter().enumerate() {
+        let (base, irq) =
+            virtio_mmio_slot(i).ok_or_else(|| Error::Devices("no free virtio-mmio slot".into()))?;
+        let block = Block::new(&disk.path, disk.readonly, disk.id.clone())
+            .map_err(|e| Error::Devices(format!("--disk {}: {e}", disk.path.display())))?;
+        let interrupt = Arc::new(VirtioInterrupt::new(Arc::new(AplicLine {
+            vm: vm.clone(),
+            source: irq,
+        })));
+        let transport = MmioTransport::new(Box::new(block), mem.clone(), interrupt)
+            .map_err(|e| Error::Devices(format!("--disk {}: {e}", disk.path.display())))?;
+        virtio_devices.push((base, irq, Arc::new(Mutex::new(transport))));
+    }
+    for (base, _, transport) in &virtio_devices {
+        let t = transport.lock().unwrap_or_else(|p| p.into_inner());
+        for (q, fd) in t.queue_eventfds().iter().enumerate() {
+            // Without an ioeventfd the notification exits to rvvmm and the transport signals the same fd.
+            if let Err(e) = vm.register_ioeventfd(fd, base + QUEUE_NOTIFY_OFFSET, q as u32) {
+                log::warn!("virtio at {base:#x}: no ioeventfd for queue {q} ({e}); notifications go through MMIO exits");
+            }
+        }
+    }
+
     let isa = CpuIsa::from_kvm(info.isa, &info.isa_extensions);
     let fdt = create_fdt(&FdtConfig {
         num_cpus: num_vcpus,
@@ -182,7 +223,14 @@ pub fn run(config: &VmConfig, plan: &Plan) -> Result<GuestExit, Error> {
             num_sources: APLIC_NUM_SOURCES,
             num_ids,
         },
-        virtio_mmio: vec![],
+        virtio_mmio: virtio_devices
+            .iter()
+            .map(|(base, irq, _)| VirtioMmioDevice {
+                base: *base,
+                size: arch::layout::VIRTIO_MMIO_SIZE,
+                irq: *irq,
+            })
+            .collect(),
     })?;
     if let Some(path) = &config.dump_dtb {
         std::fs::write(path, &fdt).map_err(io_err(format!("cannot write {}", path.display())))?;
@@ -230,6 +278,15 @@ pub fn run(config: &VmConfig, plan: &Plan) -> Result<GuestExit, Error> {
             )
         })
         .map_err(|e| Error::Memory(e.to_string()))?;
+    for (base, _, transport) in &virtio_devices {
+        bus.insert(*base, arch::layout::VIRTIO_MMIO_SIZE, transport.clone())
+            .map_err(|e| Error::Devices(e.to_string()))?;
+    }
+    let transports: Vec<_> = virtio_devices.iter().map(|(_, _, t)| t.clone()).collect();
+    if !transports.is_empty() {
+        virtio::io_thread::spawn(&transports)
+            .map_err(io_err("cannot start the virtio I/O thread"))?;
+    }
 
     // Console and signals. Block the stop signals in every thread; one thread waits for them.
     let raw = RawTerminal::enable().map_err(io_err("cannot put the terminal in raw mode"))?;
@@ -263,6 +320,10 @@ pub fn run(config: &VmConfig, plan: &Plan) -> Result<GuestExit, Error> {
     );
 
     let why = exit_rx.recv().unwrap_or(GuestExit::Failure);
+    // Nothing written by the guest may be lost: flush every device before exiting, whatever the reason.
+    for t in &transports {
+        t.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+    }
     drop(raw);
     // Keep the AIA device and VM alive until here.
     drop(aia);

@@ -50,8 +50,13 @@ fn mib(b: u64) -> String {
 
 /// Runs every check; `allowed_cpus` and `host_memory` describe the host.
 pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Result<Plan, Error> {
-    if !config.disks.is_empty() {
-        return Err(Error::NotYetSupported("--disk (virtio-blk)"));
+    if config.disks.len() + config.nets.len() > arch::layout::VIRTIO_MMIO_SLOTS as usize {
+        return Err(Error::Devices(format!(
+            "too many virtio devices: {} --disk and {} --net, at most {} in all",
+            config.disks.len(),
+            config.nets.len(),
+            arch::layout::VIRTIO_MMIO_SLOTS
+        )));
     }
     if !config.nets.is_empty() {
         return Err(Error::NotYetSupported("--net (virtio-net)"));
@@ -127,6 +132,7 @@ mod tests {
             cmdline: "console=ttyS0".into(),
             memory: 512 << 20,
             cpus: CpuPlacement::Count(2),
+            shared_cores: false,
             disks: vec![],
             nets: vec![],
             devices: vec![],
@@ -201,8 +207,12 @@ mod tests {
         c.initrd = Some(std::env::temp_dir().join("rvvmm-preflight-big-initrd"));
         assert!(msg(&c).contains("do not fit"), "{}", msg(&c));
 
-        let mut c = config(k);
-        c.disks = vec!["path=x".parse().unwrap()];
+        let mut c = config(k.clone());
+        c.nets = vec!["tap=t0".parse().unwrap()];
         assert!(msg(&c).contains("not supported yet"), "{}", msg(&c));
+
+        let mut c = config(k);
+        c.disks = vec!["path=x".parse().unwrap(); 9];
+        assert!(msg(&c).contains("too many virtio devices"), "{}", msg(&c));
     }
 }

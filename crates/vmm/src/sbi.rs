@@ -33,9 +33,12 @@ pub const SBI_ERR_INVALID_PARAM: i64 = -3;
 /// Largest buffer one DBCN call moves; the guest loops for the rest.
 pub const DBCN_MAX_CHUNK: u64 = 64 * 1024;
 
+/// Where SBI console output goes.
+pub type ConsoleWriter = Box<dyn Fn(&[u8]) -> std::io::Result<()> + Send + Sync>;
+
 /// Handles console SBI calls for all vcpus.
 pub struct SbiConsole {
-    out: Box<dyn Fn(&[u8]) -> std::io::Result<()> + Send + Sync>,
+    out: ConsoleWriter,
     input: Arc<ConsoleInput>,
 }
 
@@ -46,7 +49,7 @@ fn ret(err: i64, value: u64) -> [u64; 2] {
 impl SbiConsole {
     /// A console writing with `out` and reading from `input`.
     pub fn new(
-        out: Box<dyn Fn(&[u8]) -> std::io::Result<()> + Send + Sync>,
+        out: ConsoleWriter,
         input: Arc<ConsoleInput>,
     ) -> Self {
         SbiConsole { out, input }

@@ -1,0 +1,571 @@
+//! The virtio-mmio transport, version 2 ("modern"): the register window a guest driver programs (feature
+//! negotiation, queue setup, status, interrupt acknowledgement, config space) in front of a
+//! [`VirtioDevice`]. Queue notifications go to one eventfd per queue (which KVM signals directly when it is
+//! registered as an ioeventfd); the I/O thread then calls [`MmioTransport::process_queue`].
+
+use std::sync::Arc;
+
+use devices::MmioDevice;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::interrupt::{VirtioInterrupt, INT_VRING};
+use crate::{VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+
+/// "virt" in little endian.
+const MAGIC: u32 = 0x7472_6976;
+/// The modern transport.
+const VERSION: u32 = 2;
+/// Vendor id reported to the guest ("RVMM").
+pub const VENDOR_ID: u32 = 0x4d4d_5652;
+
+/// Device status bits (virtio spec 2.1).
+pub mod status {
+    /// The guest noticed the device.
+    pub const ACKNOWLEDGE: u32 = 1;
+    /// The guest has a driver for it.
+    pub const DRIVER: u32 = 2;
+    /// The driver is ready.
+    pub const DRIVER_OK: u32 = 4;
+    /// Feature negotiation is complete.
+    pub const FEATURES_OK: u32 = 8;
+    /// The device hit an error it cannot recover from without a reset.
+    pub const DEVICE_NEEDS_RESET: u32 = 0x40;
+    /// The driver gave up.
+    pub const FAILED: u32 = 0x80;
+}
+
+mod reg {
+    pub const MAGIC: u64 = 0x000;
+    pub const VERSION: u64 = 0x004;
+    pub const DEVICE_ID: u64 = 0x008;
+    pub const VENDOR_ID: u64 = 0x00c;
+    pub const DEVICE_FEATURES: u64 = 0x010;
+    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
+    pub const DRIVER_FEATURES: u64 = 0x020;
+    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
+    pub const QUEUE_SEL: u64 = 0x030;
+    pub const QUEUE_NUM_MAX: u64 = 0x034;
+    pub const QUEUE_NUM: u64 = 0x038;
+    pub const QUEUE_READY: u64 = 0x044;
+    pub const QUEUE_NOTIFY: u64 = 0x050;
+    pub const INTERRUPT_STATUS: u64 = 0x060;
+    pub const INTERRUPT_ACK: u64 = 0x064;
+    pub const STATUS: u64 = 0x070;
+    pub const QUEUE_DESC_LOW: u64 = 0x080;
+    pub const QUEUE_DESC_HIGH: u64 = 0x084;
+    pub const QUEUE_AVAIL_LOW: u64 = 0x090;
+    pub const QUEUE_AVAIL_HIGH: u64 = 0x094;
+    pub const QUEUE_USED_LOW: u64 = 0x0a0;
+    pub const QUEUE_USED_HIGH: u64 = 0x0a4;
+    pub const SHM_LEN_LOW: u64 = 0x0b0;
+    pub const SHM_LEN_HIGH: u64 = 0x0b4;
+    pub const SHM_BASE_LOW: u64 = 0x0b8;
+    pub const SHM_BASE_HIGH: u64 = 0x0bc;
+    pub const CONFIG_GENERATION: u64 = 0x0fc;
+    pub const CONFIG: u64 = 0x100;
+}
+
+/// A virtio device behind the virtio-mmio register window.
+pub struct MmioTransport {
+    device: Box<dyn VirtioDevice>,
+    mem: GuestMemoryMmap,
+    interrupt: Arc<VirtioInterrupt>,
+    queues: Vec<Queue>,
+    kicks: Vec<EventFd>,
+    queue_sel: u32,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    status: u32,
+    config_generation: u32,
+}
+
+/// Errors creating a transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// An eventfd could not be created.
+    #[error("cannot create a queue eventfd: {0}")]
+    EventFd(std::io::Error),
+    /// The device asked for an invalid queue size.
+    #[error("invalid virtio queue size {0}")]
+    QueueSize(u16),
+}
+
+impl MmioTransport {
+    /// Puts `device` behind a transport using guest memory `mem` and interrupt state `interrupt`.
+    pub fn new(
+        device: Box<dyn VirtioDevice>,
+        mem: GuestMemoryMmap,
+        interrupt: Arc<VirtioInterrupt>,
+    ) -> Result<MmioTransport, TransportError> {
+        let mut queues = Vec::new();
+        let mut kicks = Vec::new();
+        for &max in device.queue_max_sizes() {
+            queues.push(Queue::new(max).map_err(|_| TransportError::QueueSize(max))?);
+            kicks.push(EventFd::new(EFD_NONBLOCK).map_err(TransportError::EventFd)?);
+        }
+        Ok(MmioTransport {
+            device,
+            mem,
+            interrupt,
+            queues,
+            kicks,
+            queue_sel: 0,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            status: 0,
+            config_generation: 0,
+        })
+    }
+
+    /// The eventfd signalled when the driver notifies queue i (index = queue).
+    pub fn queue_eventfds(&self) -> &[EventFd] {
+        &self.kicks
+    }
+
+    /// The device's status register.
+    pub fn status(&self) -> u32 {
+        self.status
+    }
+
+    fn device_features(&self) -> u64 {
+        self.device.features() | (1 << VIRTIO_F_VERSION_1)
+    }
+
+    fn activated(&self) -> bool {
+        self.status & status::DRIVER_OK != 0 && self.status & status::DEVICE_NEEDS_RESET == 0
+    }
+
+    /// Serves the driver's notification of queue `index` (called on the I/O thread).
+    pub fn process_queue(&mut self, index: usize) {
+        if !self.activated() {
+            return;
+        }
+        let Some(queue) = self.queues.get_mut(index) else {
+            return;
+        };
+        if !queue.ready() {
+            return;
+        }
+        if self.device.process_queue(index, queue, &self.mem) {
+            let notify = if queue.event_idx_enabled() {
+                queue.needs_notification(&self.mem).unwrap_or(true)
+            } else {
+                true
+            };
+            if notify {
+                self.interrupt.signal(INT_VRING);
+            }
+        }
+    }
+
+    /// rvvmm is stopping: let the device make its state durable.
+    pub fn shutdown(&mut self) {
+        self.device.shutdown();
+    }
+
+    fn reset(&mut self) {
+        self.device.reset();
+        for q in &mut self.queues {
+            q.reset();
+        }
+        self.interrupt.reset();
+        self.queue_sel = 0;
+        self.device_features_sel = 0;
+        self.driver_features_sel = 0;
+        self.driver_features = 0;
+        self.status = 0;
+    }
+
+    fn selected_queue(&mut self) -> Option<&mut Queue> {
+        // Queue registers may change only before the driver sets DRIVER_OK... and while the queue is not ready.
+        self.queues.get_mut(self.queue_sel as usize)
+    }
+
+    fn set_status(&mut self, value: u32) {
+        if value == 0 {
+            self.reset();
+            return;
+        }
+        let new_bits = value & !self.status;
+        if new_bits & status::FEATURES_OK != 0 {
+            let offered = self.device_features();
+            if self.driver_features & !offered != 0
+                || self.driver_features & (1 << VIRTIO_F_VERSION_1) == 0
+            {
+                log::warn!(
+                    "virtio: driver features {:#x} not acceptable (offered {offered:#x}); FEATURES_OK refused",
+                    self.driver_features
+                );
+                self.status = value & !status::FEATURES_OK;
+                return;
+            }
+            self.device.set_acked_features(self.driver_features);
+            let event_idx = self.driver_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0;
+            for q in &mut self.queues {
+                q.set_event_idx(event_idx);
+            }
+        }
+        if new_bits & status::DRIVER_OK != 0 {
+            for (i, q) in self.queues.iter().enumerate() {
+                if q.ready() && !q.is_valid(&self.mem) {
+                    log::warn!("virtio: queue {i} is not valid (addresses outside guest RAM or bad size); device needs reset");
+                    self.status = value | status::DEVICE_NEEDS_RESET;
+                    self.interrupt.signal(crate::interrupt::INT_CONFIG);
+                    return;
+                }
+            }
+        }
+        self.status = value;
+        if new_bits & status::DRIVER_OK != 0 {
+            // Buffers made available before DRIVER_OK (allowed by the spec) are served now.
+            for i in 0..self.queues.len() {
+                let _ = self.kicks[i].write(1);
+            }
+        }
+    }
+
+    fn read_reg(&mut self, offset: u64) -> u32 {
+        match offset {
+            reg::MAGIC => MAGIC,
+            reg::VERSION => VERSION,
+            reg::DEVICE_ID => self.device.device_type(),
+            reg::VENDOR_ID => VENDOR_ID,
+            reg::DEVICE_FEATURES => match self.device_features_sel {
+                0 => self.device_features() as u32,
+                1 => (self.device_features() >> 32) as u32,
+                _ => 0,
+            },
+            reg::QUEUE_NUM_MAX => self
+                .selected_queue()
+                .map(|q| q.max_size().into())
+                .unwrap_or(0),
+            reg::QUEUE_READY => self.selected_queue().map(|q| q.ready().into()).unwrap_or(0),
+            reg::INTERRUPT_STATUS => self.interrupt.status(),
+            reg::STATUS => self.status,
+            // No shared memory regions: length all ones means "none".
+            reg::SHM_LEN_LOW | reg::SHM_LEN_HIGH | reg::SHM_BASE_LOW | reg::SHM_BASE_HIGH => {
+                u32::MAX
+            }
+            reg::CONFIG_GENERATION => self.config_generation,
+            _ => 0,
+        }
+    }
+
+    fn write_reg(&mut self, offset: u64, value: u32) {
+        let configurable = self.status & status::DRIVER_OK == 0;
+        match offset {
+            reg::DEVICE_FEATURES_SEL => self.device_features_sel = value,
+            reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
+            reg::DRIVER_FEATURES if self.status & status::FEATURES_OK == 0 => match self
+                .driver_features_sel
+            {
+                0 => {
+                    self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(value)
+                }
+                1 => {
+                    self.driver_features =
+                        (self.driver_features & 0xffff_ffff) | (u64::from(value) << 32)
+                }
+                _ => {}
+            },
+            reg::QUEUE_SEL => self.queue_sel = value,
+            reg::QUEUE_NOTIFY => {
+                // Reached only when no ioeventfd is registered: hand the work to the I/O thread.
+                if let Some(k) = self.kicks.get(value as usize) {
+                    let _ = k.write(1);
+                }
+            }
+            reg::INTERRUPT_ACK => self.interrupt.ack(value),
+            reg::STATUS => self.set_status(value),
+            _ if !configurable => {
+                log::debug!("virtio: write {value:#x} at {offset:#x} after DRIVER_OK ignored");
+            }
+            reg::QUEUE_NUM => {
+                if let Some(q) = self.selected_queue() {
+                    q.set_size(value as u16);
+                }
+            }
+            reg::QUEUE_READY => {
+                if let Some(q) = self.selected_queue() {
+                    q.set_ready(value == 1);
+                }
+            }
+            reg::QUEUE_DESC_LOW => self.with_queue(|q| q.set_desc_table_address(Some(value), None)),
+            reg::QUEUE_DESC_HIGH => {
+                self.with_queue(|q| q.set_desc_table_address(None, Some(value)))
+            }
+            reg::QUEUE_AVAIL_LOW => {
+                self.with_queue(|q| q.set_avail_ring_address(Some(value), None))
+            }
+            reg::QUEUE_AVAIL_HIGH => {
+                self.with_queue(|q| q.set_avail_ring_address(None, Some(value)))
+            }
+            reg::QUEUE_USED_LOW => self.with_queue(|q| q.set_used_ring_address(Some(value), None)),
+            reg::QUEUE_USED_HIGH => self.with_queue(|q| q.set_used_ring_address(None, Some(value))),
+            _ => log::debug!("virtio: write {value:#x} to unknown register {offset:#x} ignored"),
+        }
+    }
+
+    fn with_queue(&mut self, f: impl FnOnce(&mut Queue)) {
+        if let Some(q) = self.selected_queue() {
+            f(q);
+        }
+    }
+}
+
+impl MmioDevice for MmioTransport {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        if offset >= reg::CONFIG {
+            self.device.read_config(offset - reg::CONFIG, data);
+        } else if data.len() == 4 && offset % 4 == 0 {
+            data.copy_from_slice(&self.read_reg(offset).to_le_bytes());
+        } else {
+            log::debug!("virtio: {}-byte read at {offset:#x} ignored", data.len());
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        if offset >= reg::CONFIG {
+            self.device.write_config(offset - reg::CONFIG, data);
+        } else if data.len() == 4 && offset % 4 == 0 {
+            let value = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            self.write_reg(offset, value);
+        } else {
+            log::debug!("virtio: {}-byte write at {offset:#x} ignored", data.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devices::interrupt::IrqLine;
+    use std::sync::Mutex;
+    use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
+    use virtio_queue::mock::MockSplitQueue;
+    use vm_memory::GuestAddress;
+
+    #[derive(Default)]
+    struct Line(Mutex<Vec<bool>>);
+    impl IrqLine for Line {
+        fn set_level(&self, level: bool) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(level);
+            Ok(())
+        }
+    }
+
+    /// Consumes every chain and returns it with used length 1.
+    struct Echo {
+        acked: Arc<Mutex<u64>>,
+        seen: Arc<Mutex<usize>>,
+    }
+    impl VirtioDevice for Echo {
+        fn device_type(&self) -> u32 {
+            42
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[16]
+        }
+        fn features(&self) -> u64 {
+            1 << 3
+        }
+        fn set_acked_features(&mut self, f: u64) {
+            *self.acked.lock().unwrap() = f;
+        }
+        fn read_config(&self, offset: u64, data: &mut [u8]) {
+            for (i, b) in data.iter_mut().enumerate() {
+                *b = (offset as u8).wrapping_add(i as u8);
+            }
+        }
+        fn process_queue(&mut self, _i: usize, q: &mut Queue, mem: &GuestMemoryMmap) -> bool {
+            let mut any = false;
+            while let Some(chain) = q.pop_descriptor_chain(mem) {
+                q.add_used(mem, chain.head_index(), 1).unwrap();
+                *self.seen.lock().unwrap() += 1;
+                any = true;
+            }
+            any
+        }
+    }
+
+    fn w(t: &mut MmioTransport, off: u64, v: u32) {
+        t.write(off, &v.to_le_bytes());
+    }
+    fn r(t: &mut MmioTransport, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        t.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    /// Transport, its interrupt line, the features the device saw acked, chains it consumed, memory.
+    type Setup = (MmioTransport, Arc<Line>, Arc<Mutex<u64>>, Arc<Mutex<usize>>, GuestMemoryMmap);
+
+    fn setup() -> Setup {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let line = Arc::new(Line::default());
+        let acked = Arc::new(Mutex::new(0));
+        let seen = Arc::new(Mutex::new(0));
+        let dev = Echo {
+            acked: acked.clone(),
+            seen: seen.clone(),
+        };
+        let t = MmioTransport::new(
+            Box::new(dev),
+            mem.clone(),
+            Arc::new(VirtioInterrupt::new(line.clone())),
+        )
+        .unwrap();
+        (t, line, acked, seen, mem)
+    }
+
+    #[test]
+    fn identification_and_config() {
+        let (mut t, ..) = setup();
+        assert_eq!(r(&mut t, reg::MAGIC), MAGIC);
+        assert_eq!(r(&mut t, reg::VERSION), 2);
+        assert_eq!(r(&mut t, reg::DEVICE_ID), 42);
+        w(&mut t, reg::DEVICE_FEATURES_SEL, 1);
+        assert_eq!(r(&mut t, reg::DEVICE_FEATURES), 1, "VERSION_1 is bit 32");
+        let mut b = [0u8; 2];
+        t.read(reg::CONFIG + 4, &mut b);
+        assert_eq!(b, [4, 5]);
+        // Odd sizes and offsets are harmless.
+        let mut b3 = [0xffu8; 3];
+        t.read(reg::STATUS + 1, &mut b3);
+        assert_eq!(b3, [0; 3]);
+        t.write(0x7, &[1, 2]);
+        t.write(u64::MAX - 8, &[0; 4]);
+    }
+
+    #[test]
+    fn negotiation_rejects_unknown_features_and_needs_version_1() {
+        let (mut t, _, acked, ..) = setup();
+        w(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        w(&mut t, reg::DRIVER_FEATURES_SEL, 0);
+        w(&mut t, reg::DRIVER_FEATURES, 1 << 5); // not offered
+        w(&mut t, reg::DRIVER_FEATURES_SEL, 1);
+        w(&mut t, reg::DRIVER_FEATURES, 1);
+        w(
+            &mut t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
+        assert_eq!(r(&mut t, reg::STATUS) & status::FEATURES_OK, 0);
+        w(&mut t, reg::STATUS, 0);
+        w(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        w(&mut t, reg::DRIVER_FEATURES_SEL, 0);
+        w(&mut t, reg::DRIVER_FEATURES, 1 << 3);
+        w(
+            &mut t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
+        assert_eq!(
+            r(&mut t, reg::STATUS) & status::FEATURES_OK,
+            0,
+            "VERSION_1 not accepted"
+        );
+        w(&mut t, reg::DRIVER_FEATURES_SEL, 1);
+        w(&mut t, reg::DRIVER_FEATURES, 1);
+        w(
+            &mut t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
+        assert_ne!(r(&mut t, reg::STATUS) & status::FEATURES_OK, 0);
+        assert_eq!(*acked.lock().unwrap(), (1 << 32) | (1 << 3));
+    }
+
+    fn bring_up(t: &mut MmioTransport, mq: &MockSplitQueue<GuestMemoryMmap>) {
+        w(t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        w(t, reg::DRIVER_FEATURES_SEL, 1);
+        w(t, reg::DRIVER_FEATURES, 1);
+        w(
+            t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
+        w(t, reg::QUEUE_SEL, 0);
+        assert_eq!(r(t, reg::QUEUE_NUM_MAX), 16);
+        w(t, reg::QUEUE_NUM, 16);
+        w(t, reg::QUEUE_DESC_LOW, mq.desc_table_addr().0 as u32);
+        w(t, reg::QUEUE_DESC_HIGH, 0);
+        w(t, reg::QUEUE_AVAIL_LOW, mq.avail_addr().0 as u32);
+        w(t, reg::QUEUE_AVAIL_HIGH, 0);
+        w(t, reg::QUEUE_USED_LOW, mq.used_addr().0 as u32);
+        w(t, reg::QUEUE_USED_HIGH, 0);
+        w(t, reg::QUEUE_READY, 1);
+        w(
+            t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK,
+        );
+    }
+
+    #[test]
+    fn queue_processing_raises_and_ack_lowers_the_line() {
+        let (mut t, line, _, seen, mem) = setup();
+        let mq = MockSplitQueue::new(&mem, 16);
+        let descs = [RawDescriptor::from(SplitDescriptor::new(0x8000, 16, 0, 0))];
+        mq.add_desc_chains(&descs, 0).unwrap();
+        bring_up(&mut t, &mq);
+        assert_eq!(r(&mut t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+        // Notification without ioeventfd: the kick eventfd is written for the I/O thread.
+        w(&mut t, reg::QUEUE_NOTIFY, 0);
+        assert!(t.queue_eventfds()[0].read().unwrap() >= 1);
+        t.process_queue(0);
+        assert_eq!(*seen.lock().unwrap(), 1);
+        assert_eq!(r(&mut t, reg::INTERRUPT_STATUS), INT_VRING);
+        w(&mut t, reg::INTERRUPT_ACK, INT_VRING);
+        assert_eq!(r(&mut t, reg::INTERRUPT_STATUS), 0);
+        assert_eq!(*line.0.lock().unwrap(), vec![true, false]);
+        // Out-of-range queue indices are ignored.
+        w(&mut t, reg::QUEUE_NOTIFY, 7);
+        t.process_queue(7);
+    }
+
+    #[test]
+    fn queue_outside_guest_memory_needs_reset_and_is_never_used() {
+        let (mut t, _, _, seen, mem) = setup();
+        let mq = MockSplitQueue::new(&mem, 16);
+        w(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        w(&mut t, reg::DRIVER_FEATURES_SEL, 1);
+        w(&mut t, reg::DRIVER_FEATURES, 1);
+        w(
+            &mut t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
+        w(&mut t, reg::QUEUE_NUM, 16);
+        w(&mut t, reg::QUEUE_DESC_LOW, 0xfff0_0000); // not guest RAM
+        w(&mut t, reg::QUEUE_AVAIL_LOW, mq.avail_addr().0 as u32);
+        w(&mut t, reg::QUEUE_USED_LOW, mq.used_addr().0 as u32);
+        w(&mut t, reg::QUEUE_READY, 1);
+        w(
+            &mut t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK,
+        );
+        assert_ne!(r(&mut t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+        t.process_queue(0);
+        assert_eq!(*seen.lock().unwrap(), 0);
+        // Reset clears everything.
+        w(&mut t, reg::STATUS, 0);
+        assert_eq!(r(&mut t, reg::STATUS), 0);
+        assert_eq!(r(&mut t, reg::QUEUE_READY), 0);
+    }
+
+    #[test]
+    fn queue_registers_are_frozen_after_driver_ok() {
+        let (mut t, _, _, _, mem) = setup();
+        let mq = MockSplitQueue::new(&mem, 16);
+        bring_up(&mut t, &mq);
+        w(&mut t, reg::QUEUE_DESC_LOW, 0x1234_0000);
+        assert_eq!(t.queues[0].desc_table(), mq.desc_table_addr().0);
+    }
+}
