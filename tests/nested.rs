@@ -14,7 +14,17 @@ use bench::{boot_l1, L1Options, L1Run};
 
 /// Scenarios run in the one L1 boot on an AIA host (QEMU virt,aia=aplic-imsic, 2 harts), in this order.
 const AIA_SCENARIOS: &[&str] = &[
-    "kvm", "version", "help", "errors", "sbi", "dtb", "boot", "console", "signal",
+    "kvm",
+    "version",
+    "help",
+    "errors",
+    "sbi",
+    "dtb",
+    "boot",
+    "console",
+    "signal",
+    "disk-errors",
+    "disk",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC).
@@ -358,4 +368,50 @@ fn concurrent_vms_get_disjoint_cores_and_killed_vms_free_theirs() {
     let mut freed = a.clone();
     freed.sort_unstable();
     assert_eq!(c, freed, "C should reuse A's cores:\n{text}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn virtio_blk_moves_data_both_ways_and_honours_readonly() {
+    let text = aia_host().passed("disk");
+    for m in [
+        "DISK-READ-MATCH",   // L1 wrote a.img, the guest's sha256 of /dev/vda is the same
+        "DISK-WRITE-MATCH",  // the guest wrote 6 MiB to /dev/vdb, L1 finds them in b.img after exit
+        "DISK-RO-UNCHANGED", // readonly=on: the file is untouched
+        "DISK-RO-FLAG",      // and the guest sees a read-only disk
+        "DISK-ORDER-OK",     // vda, vdb, vdd have the sizes of the --disk options in order
+        "DISK-FS-OK",        // ext2 made in the guest survives umount + mount
+        "DISK-ID-OK",        // GET_ID returns id=second-disk
+        "DISK-FAILS 0 rc=0",
+    ] {
+        assert!(text.contains(m), "'{m}' missing:\n{text}");
+    }
+    let ro = text
+        .lines()
+        .find(|l| l.starts_with("RO-WRITE-6-rc="))
+        .unwrap_or("");
+    assert_ne!(
+        ro, "RO-WRITE-6-rc=0",
+        "a write to the read-only disk succeeded:\n{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn unusable_disk_images_are_refused() {
+    let text = aia_host().passed("disk-errors");
+    for (case, snippet) in [
+        ("missing-file", "No such file"),
+        ("not-multiple-of-512", "not a multiple of 512"),
+        ("locked-by-another", "in use by another process"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("DISKERR {case} ")))
+            .unwrap_or_else(|| panic!("{case}:\n{text}"));
+        assert!(
+            line.contains("rc=1 msg=rvvmm: error: --disk") && line.contains(snippet),
+            "{line}"
+        );
+    }
 }

@@ -403,7 +403,13 @@ mod tests {
     }
 
     /// Transport, its interrupt line, the features the device saw acked, chains it consumed, memory.
-    type Setup = (MmioTransport, Arc<Line>, Arc<Mutex<u64>>, Arc<Mutex<usize>>, GuestMemoryMmap);
+    type Setup = (
+        MmioTransport,
+        Arc<Line>,
+        Arc<Mutex<u64>>,
+        Arc<Mutex<usize>>,
+        GuestMemoryMmap,
+    );
 
     fn setup() -> Setup {
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();

@@ -48,10 +48,7 @@ fn ret(err: i64, value: u64) -> [u64; 2] {
 
 impl SbiConsole {
     /// A console writing with `out` and reading from `input`.
-    pub fn new(
-        out: ConsoleWriter,
-        input: Arc<ConsoleInput>,
-    ) -> Self {
+    pub fn new(out: ConsoleWriter, input: Arc<ConsoleInput>) -> Self {
         SbiConsole { out, input }
     }
 
