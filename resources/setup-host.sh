@@ -8,7 +8,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 HOST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross cpio kmod xz-utils device-tree-compiler
-  e2fsprogs curl ca-certificates)
+  e2fsprogs)
 log() { echo "[setup-host] $*" >&2; }
 
 have_all() {

@@ -26,4 +26,4 @@ stage "setup host" resources/setup-host.sh
 stage "host unit tests" cargo test --locked --workspace
 stage "build riscv64 rvvmm" resources/build-rvvmm.sh
 stage "build images" resources/build-images.sh
-stage "nested tests" cargo test --locked --test nested -- --ignored --test-threads=1 "$@"
+stage "nested tests" cargo test --locked --test nested -- --ignored --test-threads=1 --nocapture "$@"

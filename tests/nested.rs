@@ -27,8 +27,9 @@ const AIA_SCENARIOS: &[&str] = &[
     "disk",
 ];
 
-/// Scenarios run on an L1 without AIA (QEMU virt with a PLIC).
-const PLIC_SCENARIOS: &[&str] = &["kvm", "aia-missing"];
+/// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
+/// userspace PLIC there.
+const PLIC_SCENARIOS: &[&str] = &["kvm", "aia-missing", "dtb-plic", "boot", "console", "disk"];
 
 /// Scenarios run on a 4-hart AIA host.
 const FOUR_HART_SCENARIOS: &[&str] = &["cores"];
@@ -228,11 +229,9 @@ fn bare_metal_guest_uses_the_sbi_console_and_exit_statuses() {
     assert!(text.lines().any(|l| l == "B"), "{text}");
 }
 
-#[test]
-#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn dumped_device_tree_describes_the_guest() {
-    let run = aia_host();
-    let text = run.passed("dtb");
+/// Decompiles the DTB a scenario printed as hex (between DTB-HEX-BEGIN/END) with dtc; saves both.
+fn decompile_dtb(run: &L1Run, scenario: &str) -> String {
+    let text = run.passed(scenario);
     let hex: String = text
         .lines()
         .skip_while(|l| *l != "DTB-HEX-BEGIN")
@@ -244,8 +243,11 @@ fn dumped_device_tree_describes_the_guest() {
         .split_whitespace()
         .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
         .collect();
-    assert_eq!(&blob[..4], &[0xd0, 0x0d, 0xfe, 0xed], "not a DTB");
-    let path = run.log_path.with_file_name("guest.dtb");
+    assert!(
+        blob.starts_with(&[0xd0, 0x0d, 0xfe, 0xed]),
+        "not a DTB:\n{text}"
+    );
+    let path = run.log_path.with_file_name(format!("{scenario}.dtb"));
     std::fs::write(&path, &blob).unwrap();
     let out = Command::new("dtc")
         .args(["-I", "dtb", "-O", "dts"])
@@ -257,8 +259,33 @@ fn dumped_device_tree_describes_the_guest() {
         "dtc failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dts = String::from_utf8_lossy(&out.stdout);
+    let dts = String::from_utf8_lossy(&out.stdout).into_owned();
     std::fs::write(path.with_extension("dts"), dts.as_bytes()).unwrap();
+    dts
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn plic_device_tree_has_one_s_mode_context_per_hart_and_no_aia() {
+    let dts = decompile_dtb(plic_host(), "dtb-plic");
+    for m in [
+        "plic@c000000 {",
+        "\"riscv,plic0\"",
+        "riscv,ndev = <0x5f>;",
+        "interrupts = <0x0a>;",
+    ] {
+        assert!(dts.contains(m), "'{m}' not in:\n{dts}");
+    }
+    assert!(
+        !dts.contains("imsics") && !dts.contains("aplic") && !dts.contains("ssaia"),
+        "{dts}"
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn dumped_device_tree_describes_the_guest() {
+    let dts = decompile_dtb(aia_host(), "dtb");
     for m in [
         "cpu@0 {",
         "cpu@1 {",

@@ -1,5 +1,5 @@
-# On a host without AIA (QEMU virt without aia=), rvvmm refuses to start with a clear error.
-rvvmm --kernel "${RVVMM_GUEST_KERNEL:-/guest/Image}" --cores 1 </dev/null 2>err
+# On a host without AIA (QEMU virt without aia=), --irqchip aia is refused with a clear error.
+rvvmm --kernel "${RVVMM_GUEST_KERNEL:-/guest/Image}" --cores 1 --irqchip aia </dev/null 2>err
 rc=$?
 cat err
 echo "AIA-MISSING rc=$rc"

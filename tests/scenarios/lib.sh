@@ -1,4 +1,5 @@
 # Helpers for scenario scripts (sourced). Guest kernel/initrd paths come from L1's /init.
+# RVVMM_EXTRA: extra rvvmm options (e.g. --irqchip plic), set by the plic-* wrappers.
 GK=${RVVMM_GUEST_KERNEL:-/guest/Image}
 GI=${RVVMM_GUEST_INITRD:-/guest/initrd.cpio.gz}
 
@@ -21,7 +22,8 @@ wait_for() {
 start_guest() {
   rm -f in out err
   mkfifo in
-  rvvmm --kernel "$GK" --initrd "$GI" "$@" <in >out 2>err &
+  # shellcheck disable=SC2086 # RVVMM_EXTRA holds several options
+  rvvmm --kernel "$GK" --initrd "$GI" $RVVMM_EXTRA "$@" <in >out 2>err &
   pid=$!
   exec 3>in
 }

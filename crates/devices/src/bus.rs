@@ -10,6 +10,9 @@ pub trait MmioDevice: Send {
     fn write(&mut self, offset: u64, data: &[u8]);
 }
 
+/// A device as the bus holds it, shared with whoever else drives it (e.g. an I/O thread).
+pub type SharedMmioDevice = Arc<Mutex<dyn MmioDevice>>;
+
 /// Errors from building the bus.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BusError {

@@ -9,4 +9,4 @@ pub mod plic;
 pub mod serial;
 pub mod sifive_test;
 
-pub use bus::{MmioBus, MmioDevice};
+pub use bus::{MmioBus, MmioDevice, SharedMmioDevice};

@@ -1,13 +1,14 @@
 //! KVM ioctls for riscv64: VM, guest memory slots, vcpus, ONE_REG access, the AIA device and irqfds.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use kvm_bindings::{
-    kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_RISCV_AIA, kvm_run,
-    kvm_userspace_memory_region, KVM_DEV_RISCV_AIA_ADDR_APLIC, KVM_DEV_RISCV_AIA_CONFIG_HART_BITS,
-    KVM_DEV_RISCV_AIA_CONFIG_IDS, KVM_DEV_RISCV_AIA_CONFIG_SRCS, KVM_DEV_RISCV_AIA_CTRL_INIT,
-    KVM_DEV_RISCV_AIA_GRP_ADDR, KVM_DEV_RISCV_AIA_GRP_CONFIG, KVM_DEV_RISCV_AIA_GRP_CTRL,
-    KVM_EXIT_RISCV_SBI,
+    kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_RISCV_AIA, kvm_interrupt,
+    kvm_run, kvm_userspace_memory_region, KVM_DEV_RISCV_AIA_ADDR_APLIC,
+    KVM_DEV_RISCV_AIA_CONFIG_HART_BITS, KVM_DEV_RISCV_AIA_CONFIG_IDS,
+    KVM_DEV_RISCV_AIA_CONFIG_SRCS, KVM_DEV_RISCV_AIA_CTRL_INIT, KVM_DEV_RISCV_AIA_GRP_ADDR,
+    KVM_DEV_RISCV_AIA_GRP_CONFIG, KVM_DEV_RISCV_AIA_GRP_CTRL, KVM_EXIT_RISCV_SBI,
+    KVM_INTERRUPT_SET, KVM_INTERRUPT_UNSET,
 };
 use kvm_ioctls::{DeviceFd, IoEventAddress, Kvm, VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
@@ -239,6 +240,44 @@ pub enum Exit<'a> {
     Other(String),
 }
 
+/// `KVM_INTERRUPT`: _IOW(KVMIO, 0x86, struct kvm_interrupt).
+const KVM_INTERRUPT_IOCTL: libc::c_ulong = 0x4004_ae86;
+
+/// Raises or lowers a vcpu's supervisor external interrupt (`KVM_INTERRUPT`) from any thread: on RISC-V the
+/// ioctl is asynchronous (it does not wait for the vcpu to leave KVM_RUN) and kicks the vcpu.
+pub struct VcpuInterrupt {
+    fd: OwnedFd,
+    id: u64,
+}
+
+impl VcpuInterrupt {
+    /// Sets the level of the vcpu's external interrupt.
+    pub fn set(&self, level: bool) -> Result<()> {
+        let irq = kvm_interrupt {
+            irq: if level {
+                KVM_INTERRUPT_SET
+            } else {
+                KVM_INTERRUPT_UNSET
+            } as u32,
+        };
+        // SAFETY: KVM_INTERRUPT reads a `struct kvm_interrupt` that lives across the call; the fd is a vcpu fd.
+        let r = unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                KVM_INTERRUPT_IOCTL as _,
+                &irq as *const kvm_interrupt,
+            )
+        };
+        if r < 0 {
+            return Err(Error::Ioctl {
+                what: format!("KVM_INTERRUPT on vcpu {}", self.id),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A KVM vcpu.
 pub struct Vcpu {
     fd: VcpuFd,
@@ -279,6 +318,26 @@ impl Vcpu {
         self.set_reg(reg_id(RegClass::Core, regs::CORE_PC), pc)?;
         self.set_reg(reg_id(RegClass::Core, regs::CORE_A0), a0)?;
         self.set_reg(reg_id(RegClass::Core, regs::CORE_A1), a1)
+    }
+
+    /// A handle that raises this vcpu's external interrupt from other threads (userspace irqchip).
+    pub fn interrupt_handle(&self) -> Result<VcpuInterrupt> {
+        // SAFETY: dup of a descriptor we own; the result is checked and owned by the handle.
+        let fd = unsafe { libc::dup(self.fd.as_raw_fd()) };
+        if fd < 0 {
+            return Err(Error::Ioctl {
+                what: format!("dup of vcpu {} fd", self.id),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(VcpuInterrupt { fd, id: self.id })
+    }
+
+    /// Enables or disables ISA extension `index` (`KVM_RISCV_ISA_EXT_*`) for the guest, before the first run.
+    pub fn set_isa_ext(&self, index: u64, enabled: bool) -> Result<()> {
+        self.set_reg(reg_id(RegClass::IsaExt, index), u64::from(enabled))
     }
 
     /// Enables SBI extension `ext` (`KVM_RISCV_SBI_EXT_*`) so its calls reach userspace or KVM.

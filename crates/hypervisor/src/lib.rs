@@ -9,7 +9,7 @@ pub mod regs;
 #[cfg(target_arch = "riscv64")]
 mod kvm;
 #[cfg(target_arch = "riscv64")]
-pub use kvm::{Aia, Exit, SbiCall, Vcpu, Vm};
+pub use kvm::{Aia, Exit, SbiCall, Vcpu, VcpuInterrupt, Vm};
 
 /// Errors from the KVM glue.
 #[derive(Debug, thiserror::Error)]

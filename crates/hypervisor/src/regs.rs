@@ -43,6 +43,8 @@ pub const CORE_A0: u64 = 10;
 pub const CORE_A1: u64 = 11;
 /// Index of `frequency` in `struct kvm_riscv_timer`.
 pub const TIMER_FREQUENCY: u64 = 0;
+/// `KVM_RISCV_ISA_EXT_SSAIA`: the guest may use AIA CSRs.
+pub const ISA_EXT_SSAIA: u64 = 14;
 /// ISA_EXT indices probed for the guest's extensions (KVM defines about 75 today).
 pub const ISA_EXT_PROBE_LIMIT: u64 = 128;
 /// `KVM_RISCV_SBI_EXT_V01`: legacy SBI v0.1 calls.

@@ -11,6 +11,8 @@ pub mod sbi;
 pub mod terminal;
 
 #[cfg(target_arch = "riscv64")]
+mod irqchip;
+#[cfg(target_arch = "riscv64")]
 mod machine;
 
 use std::path::PathBuf;

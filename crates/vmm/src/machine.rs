@@ -1,4 +1,4 @@
-//! Builds the VM on KVM (riscv64 only) and runs it: guest RAM, vcpus, the AIA irqchip, kernel + initrd +
+//! Builds the VM on KVM (riscv64 only) and runs it: guest RAM, vcpus, the irqchip (AIA or PLIC), kernel + initrd +
 //! device tree, the UART and finisher on the MMIO bus, the console and signal threads, one pinned thread
 //! per vcpu.
 
@@ -9,15 +9,12 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 
 use arch::layout::{
-    imsic_addr, imsic_hart_index_bits, APLIC_BASE, APLIC_NUM_SOURCES, DRAM_BASE, SIFIVE_TEST_BASE,
-    SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE,
+    DRAM_BASE, SIFIVE_TEST_BASE, SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE,
 };
 use arch::{
-    create_fdt, mmu_type_from_satp_mode, virtio_mmio_slot, CpuIsa, FdtConfig, IrqChipConfig,
-    VirtioMmioDevice,
+    create_fdt, mmu_type_from_satp_mode, virtio_mmio_slot, CpuIsa, FdtConfig, VirtioMmioDevice,
 };
 use devices::console::ConsoleInput;
-use devices::interrupt::IrqLine;
 use devices::serial::Uart;
 use devices::sifive_test::{FinisherRequest, SifiveTest};
 use devices::MmioBus;
@@ -27,7 +24,8 @@ use linux_loader::loader::{pe::PE, KernelLoader};
 use virtio::{Block, MmioTransport, VirtioInterrupt, QUEUE_NOTIFY_OFFSET};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
-use crate::config::{IrqchipMode, VmConfig};
+use crate::config::VmConfig;
+use crate::irqchip::GuestIrqchip;
 use crate::preflight::Plan;
 use crate::sbi::SbiConsole;
 use crate::terminal::{EscapeParser, RawTerminal};
@@ -41,20 +39,6 @@ const SRST_REASON_SYSFAIL: u64 = 1;
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
     move |source| Error::Io { what, source }
-}
-
-/// A wired interrupt into the in-kernel APLIC, driven with `KVM_IRQ_LINE`.
-struct AplicLine {
-    vm: Arc<Vm>,
-    source: u32,
-}
-
-impl IrqLine for AplicLine {
-    fn set_level(&self, level: bool) -> std::io::Result<()> {
-        self.vm
-            .set_irq_line(self.source, level)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }
 }
 
 /// Everything a vcpu thread shares with the others.
@@ -129,6 +113,8 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
     let vcpus: Vec<Vcpu> = (0..num_vcpus)
         .map(|i| vm.create_vcpu(u64::from(i)))
         .collect::<Result<_, _>>()?;
+    let irqchip = GuestIrqchip::create(config.irqchip, &vm, &vcpus)?;
+    log::info!("interrupt controller: {}", irqchip.name());
     let info = vcpus[0].cpu_info()?;
     log::info!("guest CPU from KVM: {info:x?}");
     for v in &vcpus {
@@ -136,28 +122,6 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
             log::warn!("cannot enable SBI DBCN on vcpu{}: {e}", v.id());
         }
     }
-
-    // Interrupt controller: the in-kernel AIA.
-    let aia = match config.irqchip {
-        IrqchipMode::Plic => {
-            return Err(Error::Irqchip(
-                "--irqchip plic: the userspace PLIC is not supported yet by this version of rvvmm".into(),
-            ))
-        }
-        IrqchipMode::Auto | IrqchipMode::Aia => vm.create_aia().map_err(|e| {
-            Error::Irqchip(format!(
-                "{e}; this version of rvvmm needs an AIA host (a userspace PLIC is not supported yet)"
-            ))
-        })?,
-    };
-    let num_ids = aia.num_ids()?;
-    aia.init(
-        num_vcpus,
-        imsic_hart_index_bits(num_vcpus),
-        APLIC_NUM_SOURCES,
-        APLIC_BASE,
-        imsic_addr,
-    )?;
 
     // Kernel, initrd, device tree.
     let mut kernel = File::open(&config.kernel)
@@ -190,10 +154,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
             virtio_mmio_slot(i).ok_or_else(|| Error::Devices("no free virtio-mmio slot".into()))?;
         let block = Block::new(&disk.path, disk.readonly, disk.id.clone())
             .map_err(|e| Error::Devices(format!("--disk {}: {e}", disk.path.display())))?;
-        let interrupt = Arc::new(VirtioInterrupt::new(Arc::new(AplicLine {
-            vm: vm.clone(),
-            source: irq,
-        })));
+        let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
         let transport = MmioTransport::new(Box::new(block), mem.clone(), interrupt)
             .map_err(|e| Error::Devices(format!("--disk {}: {e}", disk.path.display())))?;
         virtio_devices.push((base, irq, Arc::new(Mutex::new(transport))));
@@ -219,10 +180,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         memory_size: config.memory,
         cmdline: config.cmdline.clone(),
         initrd: plan.layout.initrd,
-        irqchip: IrqChipConfig::Aia {
-            num_sources: APLIC_NUM_SOURCES,
-            num_ids,
-        },
+        irqchip: irqchip.fdt_config(),
         virtio_mmio: virtio_devices
             .iter()
             .map(|(base, irq, _)| VirtioMmioDevice {
@@ -244,12 +202,8 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
     // Devices.
     let (exit_tx, exit_rx) = channel::<GuestExit>();
     let input = Arc::new(ConsoleInput::new());
-    let uart_irq = Arc::new(AplicLine {
-        vm: vm.clone(),
-        source: UART0_IRQ,
-    });
     let uart = Arc::new(Mutex::new(Uart::new(
-        uart_irq,
+        irqchip.line(UART0_IRQ),
         Box::new(std::io::stdout()),
         input.clone(),
     )));
@@ -278,6 +232,10 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
             )
         })
         .map_err(|e| Error::Memory(e.to_string()))?;
+    if let Some((base, size, plic)) = irqchip.mmio_device() {
+        bus.insert(base, size, plic)
+            .map_err(|e| Error::Devices(e.to_string()))?;
+    }
     for (base, _, transport) in &virtio_devices {
         bus.insert(*base, arch::layout::VIRTIO_MMIO_SIZE, transport.clone())
             .map_err(|e| Error::Devices(e.to_string()))?;
@@ -325,8 +283,8 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         t.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
     }
     drop(raw);
-    // Keep the AIA device and VM alive until here.
-    drop(aia);
+    // Keep the irqchip (the AIA device fd) alive until here.
+    drop(irqchip);
     log::info!("guest stopped: {why:?}");
     Ok(why)
 }
