@@ -442,3 +442,39 @@ fn unusable_disk_images_are_refused() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn virtio_net_pings_and_moves_tcp_data_both_ways_on_two_cards() {
+    aia_host().assert_markers(
+        "net",
+        &[
+            "NET-PING1-OK",          // guest pings L1 through the first --net
+            "NET-PING2-OK",          // and through the second
+            "NET-GUEST-TO-L1-MATCH", // 4 MiB over TCP, same sha256 on both sides
+            "NET-L1-TO-GUEST-MATCH",
+            "NET-FAILS 0 rc=0",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn unusable_net_options_are_refused() {
+    let text = aia_host().passed("net-errors");
+    for (case, rc, snippet) in [
+        ("bad-mac", "2", "invalid MAC address"),
+        ("multicast-mac", "2", "multicast"),
+        ("no-tap-name", "2", "tap=IFNAME is required"),
+        ("not-a-tap", "1", "--net tap=lo"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("NETERR {case} ")))
+            .unwrap_or_else(|| panic!("{case}:\n{text}"));
+        assert!(
+            line.contains(&format!("rc={rc} msg=rvvmm: error: ")) && line.contains(snippet),
+            "{line}"
+        );
+    }
+}

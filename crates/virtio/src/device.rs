@@ -1,10 +1,24 @@
 //! The interface between the virtio-mmio transport and a device model.
 
+use std::os::unix::io::RawFd;
+
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
 /// Offset of the QueueNotify register in a virtio-mmio window (for ioeventfd registration).
 pub const QUEUE_NOTIFY_OFFSET: u64 = 0x50;
+
+/// What [`VirtioDevice::process_backend`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// Used buffers were added: the driver should be interrupted (the caller applies notification
+    /// suppression).
+    pub notify: bool,
+    /// The device cannot make progress with its backend until the driver makes buffers available (e.g.
+    /// a received frame waits for receive buffers): stop polling [`VirtioDevice::backend_fd`] until
+    /// queue 0 is notified.
+    pub stalled: bool,
+}
 
 /// A virtio device model. The transport owns the queues and the negotiation; the device says what it
 /// offers, serves its config space and processes its queues.
@@ -33,6 +47,19 @@ pub trait VirtioDevice: Send {
     /// Processes what the driver made available on queue `index`. Returns true when used buffers were
     /// added and the driver should be interrupted (the caller applies notification suppression).
     fn process_queue(&mut self, index: usize, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool;
+
+    /// A file descriptor the I/O thread polls for reading on the device's behalf (e.g. the tap of a
+    /// network card); when it is readable the I/O thread calls [`VirtioDevice::process_backend`].
+    /// Devices without a backend to poll return `None` (the default).
+    fn backend_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Serves [`VirtioDevice::backend_fd`] becoming readable, with all the device's queues (index =
+    /// queue). Called only while the device is activated. The default does nothing.
+    fn process_backend(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> BackendStatus {
+        BackendStatus::default()
+    }
 
     /// The driver reset the device (status written 0): drop per-activation state.
     fn reset(&mut self) {}

@@ -1,21 +1,65 @@
-//! The I/O thread: one event-manager loop serving the queue notifications of every virtio device, off the
-//! vcpu threads.
+//! The I/O thread: one event-manager loop serving the queue notifications of every virtio device, and
+//! the backend fds of devices that have one (e.g. a tap), off the vcpu threads.
 
+use std::os::unix::io::RawFd;
 use std::sync::{Arc, Mutex};
 
 use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
 
 use crate::MmioTransport;
 
-/// Serves one device's queue eventfds.
+/// The `Events` data of a device's backend fd (queue eventfds use their queue index).
+pub const BACKEND_DATA: u32 = u32::MAX;
+
+/// The queue whose notification resumes polling a stalled backend (the receive queue of virtio-net:
+/// the driver made receive buffers available).
+const BACKEND_RESUME_QUEUE: usize = 0;
+
+/// Serves one device's queue eventfds and its backend fd.
 pub struct QueueNotifications {
     transport: Arc<Mutex<MmioTransport>>,
+    /// The device's backend fd, if it has one.
+    backend: Option<RawFd>,
+    /// Whether `backend` is in the epoll set (it is taken out while the device is stalled).
+    backend_watched: bool,
 }
 
 impl QueueNotifications {
-    /// A subscriber for `transport`'s queues.
+    /// A subscriber for `transport`'s queues (and its backend fd, if the device has one).
     pub fn new(transport: Arc<Mutex<MmioTransport>>) -> QueueNotifications {
-        QueueNotifications { transport }
+        QueueNotifications {
+            transport,
+            backend: None,
+            backend_watched: false,
+        }
+    }
+
+    /// Puts the backend fd (back) in the epoll set.
+    fn watch_backend(&mut self, ops: &mut EventOps) {
+        let Some(fd) = self.backend else {
+            return;
+        };
+        if self.backend_watched {
+            return;
+        }
+        match ops.add(Events::with_data_raw(fd, BACKEND_DATA, EventSet::IN)) {
+            Ok(()) => self.backend_watched = true,
+            Err(e) => log::error!("virtio: cannot watch device backend fd {fd}: {e}"),
+        }
+    }
+
+    /// Takes the backend fd out of the epoll set until the resume queue is notified.
+    fn unwatch_backend(&mut self, ops: &mut EventOps) {
+        let Some(fd) = self.backend else {
+            return;
+        };
+        if !self.backend_watched {
+            return;
+        }
+        match ops.remove(Events::with_data_raw(fd, BACKEND_DATA, EventSet::IN)) {
+            Ok(()) => self.backend_watched = false,
+            Err(e) => log::error!("virtio: cannot stop watching device backend fd {fd}: {e}"),
+        }
     }
 }
 
@@ -27,9 +71,23 @@ impl MutEventSubscriber for QueueNotifications {
                 log::error!("virtio: cannot watch queue {i}: {e}");
             }
         }
+        self.backend = t.backend_fd();
+        drop(t);
+        self.watch_backend(ops);
     }
 
-    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        if events.data() == BACKEND_DATA {
+            let status = self
+                .transport
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .process_backend();
+            if status.stalled {
+                self.unwatch_backend(ops);
+            }
+            return;
+        }
         let index = events.data() as usize;
         let mut t = self.transport.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(fd) = t.queue_eventfds().get(index) {
@@ -37,6 +95,12 @@ impl MutEventSubscriber for QueueNotifications {
             let _ = fd.read();
         }
         t.process_queue(index);
+        drop(t);
+        if index == BACKEND_RESUME_QUEUE {
+            // The driver may have made buffers available: poll the backend again (epoll is
+            // level-triggered, so data that arrived meanwhile is reported at once).
+            self.watch_backend(ops);
+        }
     }
 }
 

@@ -1,17 +1,20 @@
 //! Virtio devices for rvvmm: the virtio-mmio (version 2) transport, the device trait every virtio device
-//! implements, and the devices themselves (virtio-blk). Arch-neutral and unit-tested on any host with
-//! virtio-queue's mock guest memory.
+//! implements, and the devices themselves (virtio-blk, virtio-net on a tap). Arch-neutral and
+//! unit-tested on any host with virtio-queue's mock guest memory.
 
 pub mod block;
 pub mod device;
 pub mod interrupt;
 pub mod io_thread;
 pub mod mmio;
+pub mod net;
+pub mod tap;
 
 pub use block::{Block, BlockError};
-pub use device::{VirtioDevice, QUEUE_NOTIFY_OFFSET};
+pub use device::{BackendStatus, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 pub use interrupt::VirtioInterrupt;
 pub use mmio::MmioTransport;
+pub use net::{Net, NetError};
 
 /// Feature bit: the device complies with virtio 1.x (mandatory for the modern mmio transport).
 pub const VIRTIO_F_VERSION_1: u32 = 32;

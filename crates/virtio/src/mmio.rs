@@ -1,8 +1,11 @@
 //! The virtio-mmio transport, version 2 ("modern"): the register window a guest driver programs (feature
 //! negotiation, queue setup, status, interrupt acknowledgement, config space) in front of a
 //! [`VirtioDevice`]. Queue notifications go to one eventfd per queue (which KVM signals directly when it is
-//! registered as an ioeventfd); the I/O thread then calls [`MmioTransport::process_queue`].
+//! registered as an ioeventfd); the I/O thread then calls [`MmioTransport::process_queue`]. A device with
+//! a backend to poll (e.g. a tap) exposes its fd through [`MmioTransport::backend_fd`]; the I/O thread
+//! calls [`MmioTransport::process_backend`] when it is readable.
 
+use std::os::unix::io::RawFd;
 use std::sync::Arc;
 
 use devices::MmioDevice;
@@ -11,7 +14,7 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::interrupt::{VirtioInterrupt, INT_VRING};
-use crate::{VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+use crate::{BackendStatus, VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
 
 /// "virt" in little endian.
 const MAGIC: u32 = 0x7472_6976;
@@ -160,6 +163,41 @@ impl MmioTransport {
                 self.interrupt.signal(INT_VRING);
             }
         }
+    }
+
+    /// The fd of the device's backend the I/O thread polls for reading, if any.
+    pub fn backend_fd(&self) -> Option<RawFd> {
+        self.device.backend_fd()
+    }
+
+    /// Serves the device's backend fd becoming readable (called on the I/O thread): lets the device
+    /// work with all its queues and interrupts the driver when it added used buffers. While the device is
+    /// not activated nothing is done and the status says `stalled`: the I/O thread stops polling the
+    /// backend until queue 0 is notified (which happens at DRIVER_OK).
+    pub fn process_backend(&mut self) -> BackendStatus {
+        if !self.activated() {
+            return BackendStatus {
+                notify: false,
+                stalled: true,
+            };
+        }
+        let status = self.device.process_backend(&mut self.queues, &self.mem);
+        if status.notify {
+            let mut notify = false;
+            for q in self.queues.iter_mut().filter(|q| q.ready()) {
+                // Every queue's suppression state is updated (no short circuit).
+                let needed = if q.event_idx_enabled() {
+                    q.needs_notification(&self.mem).unwrap_or(true)
+                } else {
+                    true
+                };
+                notify |= needed;
+            }
+            if notify {
+                self.interrupt.signal(INT_VRING);
+            }
+        }
+        status
     }
 
     /// rvvmm is stopping: let the device make its state durable.
@@ -564,6 +602,18 @@ mod tests {
         w(&mut t, reg::STATUS, 0);
         assert_eq!(r(&mut t, reg::STATUS), 0);
         assert_eq!(r(&mut t, reg::QUEUE_READY), 0);
+    }
+
+    #[test]
+    fn devices_without_backend() {
+        let (mut t, _, _, _, mem) = setup();
+        assert_eq!(t.backend_fd(), None);
+        // Not activated: nothing to do, stop polling.
+        assert!(t.process_backend().stalled);
+        let mq = MockSplitQueue::new(&mem, 16);
+        bring_up(&mut t, &mq);
+        assert_eq!(t.process_backend(), BackendStatus::default());
+        assert_eq!(r(&mut t, reg::INTERRUPT_STATUS), 0);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use devices::MmioBus;
 use hypervisor::regs::SBI_EXT_DBCN;
 use hypervisor::{Exit, Vcpu, Vm};
 use linux_loader::loader::{pe::PE, KernelLoader};
-use virtio::{Block, MmioTransport, VirtioInterrupt, QUEUE_NOTIFY_OFFSET};
+use virtio::{Block, MmioTransport, Net, VirtioInterrupt, QUEUE_NOTIFY_OFFSET};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use crate::config::VmConfig;
@@ -147,7 +147,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         mem.write_slice(&buf, GuestAddress(start))
             .map_err(|e| Error::Memory(format!("cannot load initrd: {e}")))?;
     }
-    // virtio-mmio devices: disks first (vda, vdb, ... in the order given), one slot each.
+    // virtio-mmio devices: disks first (vda, vdb, ... in the order given), then network cards, one slot each.
     let mut virtio_devices: Vec<(u64, u32, Arc<Mutex<MmioTransport>>)> = Vec::new();
     for (i, disk) in config.disks.iter().enumerate() {
         let (base, irq) =
@@ -157,6 +157,22 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
         let transport = MmioTransport::new(Box::new(block), mem.clone(), interrupt)
             .map_err(|e| Error::Devices(format!("--disk {}: {e}", disk.path.display())))?;
+        virtio_devices.push((base, irq, Arc::new(Mutex::new(transport))));
+    }
+    for (i, net) in config.nets.iter().enumerate() {
+        let slot = config.disks.len() + i;
+        let (base, irq) = virtio_mmio_slot(slot)
+            .ok_or_else(|| Error::Devices("no free virtio-mmio slot".into()))?;
+        let device = Net::open(&net.tap, net.mac.map(|m| m.0))
+            .map_err(|e| Error::Devices(format!("--net tap={}: {e}", net.tap)))?;
+        log::info!(
+            "virtio-net on tap {} with MAC {:02x?}",
+            net.tap,
+            device.mac()
+        );
+        let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
+        let transport = MmioTransport::new(Box::new(device), mem.clone(), interrupt)
+            .map_err(|e| Error::Devices(format!("--net tap={}: {e}", net.tap)))?;
         virtio_devices.push((base, irq, Arc::new(Mutex::new(transport))));
     }
     for (base, _, transport) in &virtio_devices {
