@@ -22,6 +22,8 @@ for mode in 0 1 2 3 4; do
     -Wl,-Ttext=0x80200000 -Wl,--build-id=none -o "$work/sbi.elf" "$RVVMM_ROOT/tests/guests/sbi-test.S"
   riscv64-linux-gnu-objcopy -O binary "$work/sbi.elf" "$work/root/guests/sbi-test-$mode.bin"
 done
+# Disk benchmark tool (tests/scenarios/bench-disk.sh), a static riscv64 Linux program.
+riscv64-linux-gnu-gcc -static -O2 -o "$work/root/guests/iobench" "$RVVMM_ROOT/tests/guests/iobench.c"
 (cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
 cat "$base" "$work/overlay.cpio.gz" > "$out.tmp"
 mv "$out.tmp" "$out"

@@ -17,7 +17,7 @@ have_all() {
   for p in "${HOST_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || return 1; done
   dpkg --print-foreign-architectures | grep -qx riscv64 || return 1
   [ -f /etc/apt/sources.list.d/rvvmm-riscv64.sources ] || return 1
-  apt-cache policy busybox-static:riscv64 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
+  apt-cache policy busybox-static:riscv64 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null || return 1
   return 0
 }
 
