@@ -126,6 +126,10 @@ fn linux_guest_boots_with_two_harts_and_512m() {
         "guest sees {memkb} kB, not about 512 MiB:\n{text}"
     );
     assert_eq!(field(text, "L2-BOOT-EXIT", "rc"), Some("0"), "{text}");
+    assert!(
+        text.contains("interrupt controller: AIA"),
+        "not on the AIA:\n{text}"
+    );
     eprintln!(
         "L2 boot to poweroff: {} s",
         field(text, "L2-BOOT-EXIT", "seconds").unwrap_or("?")
@@ -320,14 +324,69 @@ fn dumped_device_tree_describes_the_guest() {
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn a_host_without_aia_is_refused_clearly() {
+fn irqchip_aia_on_a_host_without_aia_is_refused_clearly() {
     let run = plic_host();
     assert!(
         run.log.contains("kvm=yes"),
         "L1 (PLIC) has no /dev/kvm:\n{}",
         run.log
     );
-    run.assert_markers("aia-missing", &["AIA-MISSING rc=1", "rvvmm: error:"]);
+    run.assert_markers(
+        "aia-missing",
+        &["AIA-MISSING rc=1", "rvvmm: error: --irqchip aia"],
+    );
+}
+
+/// Checks a `boot` scenario's result and that it ran on the userspace PLIC.
+fn assert_plic_boot(text: &str) {
+    assert!(
+        text.contains("interrupt controller: PLIC (userspace)"),
+        "not on the PLIC:\n{text}"
+    );
+    assert_eq!(field(text, "RVVMM-L2-BOOTED", "harts"), Some("2"), "{text}");
+    assert_eq!(field(text, "L2-BOOT-EXIT", "rc"), Some("0"), "{text}");
+    eprintln!(
+        "L2 boot to poweroff on the PLIC: {} s",
+        field(text, "L2-BOOT-EXIT", "seconds").unwrap_or("?")
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn linux_boots_on_the_userspace_plic_of_a_host_without_aia() {
+    assert_plic_boot(plic_host().passed("boot"));
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn console_and_disk_work_on_a_host_without_aia() {
+    let run = plic_host();
+    run.assert_markers("console", &["CONSOLE-42-OK", "CONSOLE-EXIT rc=0"]);
+    run.assert_markers(
+        "disk",
+        &[
+            "DISK-READ-MATCH",
+            "DISK-WRITE-MATCH",
+            "DISK-FS-OK",
+            "DISK-FAILS 0 rc=0",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn irqchip_plic_on_an_aia_host_boots_and_serves_disks() {
+    let run = aia_host();
+    assert_plic_boot(run.passed("plic-boot"));
+    run.assert_markers(
+        "plic-disk",
+        &[
+            "DISK-READ-MATCH",
+            "DISK-WRITE-MATCH",
+            "DISK-RO-UNCHANGED",
+            "DISK-FAILS 0 rc=0",
+        ],
+    );
 }
 
 /// The cores of a `VM-X pid=N cores=a b` line.

@@ -1,0 +1,3 @@
+# The net benchmark with the userspace PLIC (--irqchip plic), to compare with the in-kernel AIA.
+export RVVMM_EXTRA="--irqchip plic"
+. /scenarios/bench-net.sh
