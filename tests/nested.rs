@@ -25,6 +25,10 @@ const AIA_SCENARIOS: &[&str] = &[
     "signal",
     "disk-errors",
     "disk",
+    "plic-boot",
+    "plic-disk",
+    "net-errors",
+    "net",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
