@@ -29,11 +29,21 @@ const AIA_SCENARIOS: &[&str] = &[
     "plic-disk",
     "net-errors",
     "net",
+    "plic-console",
+    "plic-net",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
 /// userspace PLIC there.
-const PLIC_SCENARIOS: &[&str] = &["kvm", "aia-missing", "dtb-plic", "boot", "console", "disk"];
+const PLIC_SCENARIOS: &[&str] = &[
+    "kvm",
+    "aia-missing",
+    "dtb-plic",
+    "boot",
+    "console",
+    "disk",
+    "net",
+];
 
 /// Scenarios run on a 4-hart AIA host.
 const FOUR_HART_SCENARIOS: &[&str] = &["cores"];
@@ -363,7 +373,7 @@ fn linux_boots_on_the_userspace_plic_of_a_host_without_aia() {
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn console_and_disk_work_on_a_host_without_aia() {
+fn console_disk_and_net_work_on_a_host_without_aia() {
     let run = plic_host();
     run.assert_markers("console", &["CONSOLE-42-OK", "CONSOLE-EXIT rc=0"]);
     run.assert_markers(
@@ -375,11 +385,20 @@ fn console_and_disk_work_on_a_host_without_aia() {
             "DISK-FAILS 0 rc=0",
         ],
     );
+    run.assert_markers(
+        "net",
+        &[
+            "NET-PING1-OK",
+            "NET-PING2-OK",
+            "NET-GUEST-TO-L1-MATCH",
+            "NET-L1-TO-GUEST-MATCH",
+        ],
+    );
 }
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn irqchip_plic_on_an_aia_host_boots_and_serves_disks() {
+fn irqchip_plic_on_an_aia_host_serves_console_disks_and_net() {
     let run = aia_host();
     assert_plic_boot(run.passed("plic-boot"));
     run.assert_markers(
@@ -391,6 +410,29 @@ fn irqchip_plic_on_an_aia_host_boots_and_serves_disks() {
             "DISK-FAILS 0 rc=0",
         ],
     );
+    run.assert_markers("plic-console", &["CONSOLE-42-OK", "CONSOLE-EXIT rc=0"]);
+    run.assert_markers(
+        "plic-net",
+        &[
+            "NET-PING1-OK",
+            "NET-GUEST-TO-L1-MATCH",
+            "NET-L1-TO-GUEST-MATCH",
+        ],
+    );
+}
+
+/// Parses a kernel CPU list such as `0-1,3`.
+fn parse_cpu_list(list: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                out.extend(a.parse::<usize>().unwrap_or(0)..=b.parse::<usize>().unwrap_or(0))
+            }
+            None => out.extend(part.parse::<usize>().ok()),
+        }
+    }
+    out
 }
 
 /// The cores of a `VM-X pid=N cores=a b` line.
@@ -458,6 +500,19 @@ fn concurrent_vms_get_disjoint_cores_and_killed_vms_free_theirs() {
     let mut freed = a.clone();
     freed.sort_unstable();
     assert_eq!(c, freed, "C should reuse A's cores:\n{text}");
+    // rvvmm's own threads of A run on the cores its vcpus do not use.
+    let own: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("OWN-THREAD-A "))
+        .collect();
+    assert!(!own.is_empty(), "{text}");
+    for line in own {
+        let cores = parse_cpu_list(line.rsplit(' ').next().unwrap_or(""));
+        assert!(
+            !cores.is_empty() && cores.iter().all(|c| !a.contains(c)),
+            "{line} overlaps vcpu cores {a:?}"
+        );
+    }
 }
 
 #[test]

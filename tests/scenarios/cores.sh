@@ -32,6 +32,13 @@ wait_for b/out 'RVVMM-L2-BOOTED' 300 || exit 1
 pa=$(cat a/pid) pb=$(cat b/pid)
 echo "VM-A pid=$pa cores=$(pins_of $pa)"
 echo "VM-B pid=$pb cores=$(pins_of $pb)"
+# rvvmm's own threads (main, console, signals) of A stay off A's vcpu cores.
+for t in /proc/$pa/task/*; do
+  case "$(cat "$t/comm")" in
+    vcpu*) ;;
+    *) echo "OWN-THREAD-A $(cat "$t/comm") $(awk '/^Cpus_allowed_list/ { print $2 }' "$t/status")" ;;
+  esac
+done
 echo "$(pins_of $pa) $(pins_of $pb)" | tr ' ' '\n' | grep . | sort -u | wc -l | sed 's/^/DISTINCT-CORES /'
 ls -l /run/rvvmm/
 

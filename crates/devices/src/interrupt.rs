@@ -19,3 +19,34 @@ impl vm_superio::Trigger for NoopTrigger {
         Ok(())
     }
 }
+
+/// Test helpers for crates that drive interrupt lines (enabled by the `test-utils` feature).
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils {
+    use std::sync::Mutex;
+
+    use super::IrqLine;
+
+    /// An [`IrqLine`] that records every level it is driven to.
+    #[derive(Debug, Default)]
+    pub struct RecordingLine(pub Mutex<Vec<bool>>);
+
+    impl IrqLine for RecordingLine {
+        fn set_level(&self, level: bool) -> std::io::Result<()> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(level);
+            Ok(())
+        }
+    }
+
+    impl RecordingLine {
+        /// The last level driven (low if never driven).
+        pub fn level(&self) -> bool {
+            self.levels().last().copied().unwrap_or(false)
+        }
+
+        /// Every level driven, in order.
+        pub fn levels(&self) -> Vec<bool> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        }
+    }
+}

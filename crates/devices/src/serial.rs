@@ -116,20 +116,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Records every level change.
-    #[derive(Default)]
-    struct Line(Mutex<Vec<bool>>);
-    impl IrqLine for Line {
-        fn set_level(&self, level: bool) -> std::io::Result<()> {
-            self.0.lock().unwrap().push(level);
-            Ok(())
-        }
-    }
-    impl Line {
-        fn level(&self) -> bool {
-            self.0.lock().unwrap().last().copied().unwrap_or(false)
-        }
-    }
+    use crate::interrupt::test_utils::RecordingLine as Line;
 
     #[derive(Clone, Default)]
     struct SharedBuf(Arc<Mutex<Vec<u8>>>);

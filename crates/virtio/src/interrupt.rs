@@ -64,14 +64,7 @@ impl VirtioInterrupt {
 mod tests {
     use super::*;
 
-    #[derive(Default)]
-    struct Line(Mutex<Vec<bool>>);
-    impl IrqLine for Line {
-        fn set_level(&self, level: bool) -> std::io::Result<()> {
-            self.0.lock().unwrap().push(level);
-            Ok(())
-        }
-    }
+    use devices::interrupt::test_utils::RecordingLine as Line;
 
     #[test]
     fn level_follows_status() {

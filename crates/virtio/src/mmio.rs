@@ -382,20 +382,12 @@ impl MmioDevice for MmioTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use devices::interrupt::IrqLine;
     use std::sync::Mutex;
     use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;
     use vm_memory::GuestAddress;
 
-    #[derive(Default)]
-    struct Line(Mutex<Vec<bool>>);
-    impl IrqLine for Line {
-        fn set_level(&self, level: bool) -> std::io::Result<()> {
-            self.0.lock().unwrap().push(level);
-            Ok(())
-        }
-    }
+    use devices::interrupt::test_utils::RecordingLine as Line;
 
     /// Consumes every chain and returns it with used length 1.
     struct Echo {

@@ -768,7 +768,6 @@ mod tests {
     use std::os::unix::net::UnixDatagram;
     use std::sync::{Arc, Mutex};
 
-    use devices::interrupt::IrqLine;
     use devices::MmioDevice;
     use event_manager::{MutEventSubscriber, SubscriberOps};
     use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
@@ -1413,14 +1412,7 @@ mod tests {
         );
     }
 
-    #[derive(Default)]
-    struct Line(Mutex<Vec<bool>>);
-    impl IrqLine for Line {
-        fn set_level(&self, level: bool) -> io::Result<()> {
-            self.0.lock().unwrap().push(level);
-            Ok(())
-        }
-    }
+    use devices::interrupt::test_utils::RecordingLine as Line;
 
     fn w(t: &Mutex<MmioTransport>, off: u64, v: u32) {
         t.lock().unwrap().write(off, &v.to_le_bytes());
