@@ -58,8 +58,9 @@ struct Cli {
     #[arg(long, value_name = "path=FILE[,readonly=on][,id=NAME]")]
     disk: Vec<DiskConfig>,
 
-    /// Add a virtio-net device on a tap interface: tap=IFNAME[,mac=MAC] (repeatable).
-    #[arg(long, value_name = "tap=IFNAME[,mac=MAC]")]
+    /// Add a virtio-net device on a tap interface (created if missing): tap=IFNAME[,mac=MAC][,vhost=on]
+    /// (repeatable; vhost=on moves the data path into /dev/vhost-net when the host has it).
+    #[arg(long, value_name = "tap=IFNAME[,mac=MAC][,vhost=on]")]
     net: Vec<NetConfig>,
 
     /// Pass a host PCI device through with VFIO: path=/sys/bus/pci/devices/DDDD:BB:DD.F (repeatable).

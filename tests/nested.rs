@@ -31,6 +31,7 @@ const AIA_SCENARIOS: &[&str] = &[
     "net",
     "plic-console",
     "plic-net",
+    "net-vhost",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
@@ -595,4 +596,21 @@ fn unusable_net_options_are_refused() {
             "{line}"
         );
     }
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn vhost_net_data_path_moves_the_same_traffic() {
+    // Both cards really use /dev/vhost-net (VHOST-DEVICES 2), and the same checks as the userspace path hold.
+    aia_host().assert_markers(
+        "net-vhost",
+        &[
+            "VHOST-DEVICES 2",
+            "NET-PING1-OK",
+            "NET-PING2-OK",
+            "NET-GUEST-TO-L1-MATCH",
+            "NET-L1-TO-GUEST-MATCH",
+            "NET-FAILS 0 rc=0",
+        ],
+    );
 }

@@ -157,6 +157,16 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
     });
     let deadline = start + opts.timeout;
     let mut done = false;
+    // The console also goes to the log file as it arrives, so a run in progress (or killed) can be read.
+    let mut live_log = std::fs::File::create(&log_path).ok();
+    let mut keep = |run: &mut L1Run, line: String| {
+        if let Some(f) = live_log.as_mut() {
+            use std::io::Write;
+            let _ = writeln!(f, "{line}");
+        }
+        run.log.push_str(&line);
+        run.log.push('\n');
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -170,8 +180,7 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
             Ok(line) => {
                 done |= line.trim() == "RVVMM-ALL-DONE";
-                run.log.push_str(&line);
-                run.log.push('\n');
+                keep(&mut run, line);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -180,8 +189,7 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
             // Drain what is left, then stop.
             while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
                 done |= line.trim() == "RVVMM-ALL-DONE";
-                run.log.push_str(&line);
-                run.log.push('\n');
+                keep(&mut run, line);
             }
             break;
         }
@@ -196,7 +204,6 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
         run.problem = Some("L1 stopped before printing RVVMM-ALL-DONE".to_string());
     }
     run.elapsed = start.elapsed();
-    let _ = std::fs::write(&log_path, &run.log);
     run.scenarios = split_scenarios(&run.log);
     eprintln!(
         "[bench] L1 run '{label}' took {:.1}s, log {}",

@@ -1,3 +1,3 @@
 # The disk benchmark with the userspace PLIC (--irqchip plic), to compare with the in-kernel AIA.
-export RVVMM_EXTRA="--irqchip plic"
+export RVVMM_EXTRA="--irqchip plic" RVVMM_BENCH_VARIANT="plic"
 . /scenarios/bench-disk.sh

@@ -8,7 +8,7 @@
 # default 5), rvvmm.bench.cores=N (guest cores, default 1: rvvmm's I/O thread gets the other L1 hart),
 # rvvmm.bench.repeat=N (runs of each mode on each side, default 3; the best one counts: on a busy L0 the
 # L1 harts lose time to other processes, and the best run is the least disturbed).
-# Output: one line per mode, `BENCH-DISK <mode> L1=<v> L2=<v> ratio=<L2/L1> unit=MiB/s|IOPS`.
+# Output: one line per mode, `BENCH-DISK <irqchip> <mode> L1=<v> L2=<v> ratio=<L2/L1> unit=MiB/s|IOPS`.
 . /scenarios/lib.sh
 mb=256
 secs=5
@@ -92,7 +92,7 @@ for m in seqwrite seqread randread; do
     missing=1
     continue
   fi
-  awk -v m="$m" -v a="$a" -v b="$b" -v u="$unit" \
-    'BEGIN { printf "BENCH-DISK %s L1=%s L2=%s ratio=%.4f unit=%s\n", m, a, b, (a > 0 ? b / a : 0), u }'
+  awk -v m="$m" -v a="$a" -v b="$b" -v u="$unit" -v irq="${RVVMM_BENCH_VARIANT:-aia}" \
+    'BEGIN { printf "BENCH-DISK %s %s L1=%s L2=%s ratio=%.4f unit=%s\n", irq, m, a, b, (a > 0 ? b / a : 0), u }'
 done
 [ "$missing" -eq 0 ] && [ "$rc" -eq 0 ]

@@ -15,7 +15,7 @@ t0=$(now); nc 127.0.0.1 6000 <payload; t1=$(now)
 lo=$(rate $bytes "$t0" "$t1")
 kill %1 2>/dev/null
 
-start_guest --cores 2 --memory 512M --net tap=rvbench0,mac=52:54:00:00:00:10
+start_guest --cores 2 --memory 512M --net "tap=rvbench0,mac=52:54:00:00:00:10${RVVMM_NET_EXTRA:-}"
 wait_for out 'RVVMM-L2-BOOTED' 240 || exit 1
 ip addr add 10.0.4.1/24 dev rvbench0 && ip link set rvbench0 up
 guest_cmd 'for i in /sys/class/net/eth*; do A=${i##*/}; done; ip addr add 10.0.4.15/24 dev $A; ip link set $A up; ping -c 1 -W 5 10.0.4.1 >/dev/null; echo UP-$((1+1))' 'UP-2' 60 || exit 1
@@ -34,6 +34,7 @@ t0=$(now); nc 10.0.4.15 6002 <payload; t1=$(now)
 h2g=$(rate $bytes "$t0" "$t1")
 echo 'poweroff -f' >&3
 finish_guest >/dev/null
-echo "BENCH-NET guest->L1 MiB/s=$g2h"
-echo "BENCH-NET L1->guest MiB/s=$h2g"
+v=${RVVMM_BENCH_VARIANT:-userspace,aia}
+echo "BENCH-NET $v guest->L1 MiB/s=$g2h"
+echo "BENCH-NET $v L1->guest MiB/s=$h2g"
 echo "BENCH-NET loopback-in-L1 MiB/s=$lo"

@@ -1,10 +1,11 @@
 # virtio-net on taps rvvmm creates: with an address on each side, the guest pings L1 on two --net devices,
 # and several MiB cross TCP from guest to L1 and from L1 to guest with identical checksums.
+# RVVMM_NET_EXTRA: options appended to each --net (e.g. ",vhost=on"), set by the vhost wrappers.
 . /scenarios/lib.sh
 modprobe -q tun 2>/dev/null
 MAC1=52:54:00:00:00:01
 MAC2=52:54:00:00:00:02
-start_guest --cores 2 --memory 512M --net tap=rvtap0,mac=$MAC1 --net tap=rvtap1,mac=$MAC2
+start_guest --cores 2 --memory 512M --net "tap=rvtap0,mac=$MAC1${RVVMM_NET_EXTRA:-}" --net "tap=rvtap1,mac=$MAC2${RVVMM_NET_EXTRA:-}"
 wait_for out 'RVVMM-L2-BOOTED' 240 || { cat err; exit 1; }
 ip addr add 10.0.2.1/24 dev rvtap0 && ip link set rvtap0 up
 ip addr add 10.0.3.1/24 dev rvtap1 && ip link set rvtap1 up

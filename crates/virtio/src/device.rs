@@ -4,6 +4,7 @@ use std::os::unix::io::RawFd;
 
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 /// Offset of the QueueNotify register in a virtio-mmio window (for ioeventfd registration).
 pub const QUEUE_NOTIFY_OFFSET: u64 = 0x50;
@@ -59,6 +60,24 @@ pub trait VirtioDevice: Send {
     /// queue). Called only while the device is activated. The default does nothing.
     fn process_backend(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> BackendStatus {
         BackendStatus::default()
+    }
+
+    /// The driver set DRIVER_OK: the device may start using `queues` (configured and checked by the
+    /// transport), whose notifications arrive on `kicks`. Only devices that run their queues elsewhere
+    /// (vhost) need this; an error puts the device in DEVICE_NEEDS_RESET.
+    fn activate(
+        &mut self,
+        _queues: &[Queue],
+        _kicks: &[EventFd],
+        _mem: &GuestMemoryMmap,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// True when something other than rvvmm's I/O thread consumes the queue eventfds (the kernel's vhost):
+    /// the I/O thread then leaves them alone.
+    fn owns_queue_notifications(&self) -> bool {
+        false
     }
 
     /// The driver reset the device (status written 0): drop per-activation state.

@@ -66,7 +66,12 @@ impl QueueNotifications {
 impl MutEventSubscriber for QueueNotifications {
     fn init(&mut self, ops: &mut EventOps) {
         let t = self.transport.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, fd) in t.queue_eventfds().iter().enumerate() {
+        let queue_fds = if t.owns_queue_notifications() {
+            &[][..]
+        } else {
+            t.queue_eventfds()
+        };
+        for (i, fd) in queue_fds.iter().enumerate() {
             if let Err(e) = ops.add(Events::with_data(fd, i as u32, EventSet::IN)) {
                 log::error!("virtio: cannot watch queue {i}: {e}");
             }

@@ -9,6 +9,7 @@ pub mod io_thread;
 pub mod mmio;
 pub mod net;
 pub mod tap;
+pub mod vhost_net;
 
 pub use block::{Block, BlockError};
 pub use device::{BackendStatus, VirtioDevice, QUEUE_NOTIFY_OFFSET};

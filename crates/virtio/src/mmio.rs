@@ -129,6 +129,11 @@ impl MmioTransport {
         &self.kicks
     }
 
+    /// True when the device's queue eventfds are consumed by something else (vhost), not the I/O thread.
+    pub fn owns_queue_notifications(&self) -> bool {
+        self.device.owns_queue_notifications()
+    }
+
     /// The device's status register.
     pub fn status(&self) -> u32 {
         self.status
@@ -176,6 +181,12 @@ impl MmioTransport {
     /// backend until queue 0 is notified (which happens at DRIVER_OK).
     pub fn process_backend(&mut self) -> BackendStatus {
         if !self.activated() {
+            if self.device.owns_queue_notifications() {
+                // A late signal of a stopped in-kernel data path: let the device consume it (it does
+                // not touch the queues) and keep watching, for the next activation.
+                self.device.process_backend(&mut self.queues, &self.mem);
+                return BackendStatus::default();
+            }
             return BackendStatus {
                 notify: false,
                 stalled: true,
@@ -255,6 +266,14 @@ impl MmioTransport {
                     self.interrupt.signal(crate::interrupt::INT_CONFIG);
                     return;
                 }
+            }
+        }
+        if new_bits & status::DRIVER_OK != 0 {
+            if let Err(e) = self.device.activate(&self.queues, &self.kicks, &self.mem) {
+                log::warn!("virtio: device activation failed: {e}; device needs reset");
+                self.status = value | status::DEVICE_NEEDS_RESET;
+                self.interrupt.signal(crate::interrupt::INT_CONFIG);
+                return;
             }
         }
         self.status = value;

@@ -28,9 +28,11 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::device::{BackendStatus, VirtioDevice};
 use crate::tap::{Tap, TapError, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN};
+use crate::vhost_net::{VhostNetBackend, VhostNetError};
 use crate::{device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC};
 
 /// Size of each of the two queues.
@@ -320,6 +322,8 @@ pub struct Net {
     /// Bounce buffer of a transmitted frame (header included).
     tx_buf: Vec<u8>,
     stats: NetStats,
+    /// The in-kernel data path, when `vhost=on`: then rvvmm only negotiates and relays interrupts.
+    vhost: Option<VhostNetBackend>,
 }
 
 impl Net {
@@ -341,7 +345,20 @@ impl Net {
             rx_chain_descriptors: 0,
             tx_buf: vec![0; VNET_HDR_LEN + MAX_FRAME_LEN],
             stats: NetStats::default(),
+            vhost: None,
         }
+    }
+
+    /// Moves the data path into the kernel (/dev/vhost-net) for guest RAM `mem`; on error the device
+    /// keeps its userspace data path.
+    pub fn enable_vhost(&mut self, mem: &GuestMemoryMmap) -> Result<(), VhostNetError> {
+        self.vhost = Some(VhostNetBackend::new(mem)?);
+        Ok(())
+    }
+
+    /// Whether the data path is vhost-net.
+    pub fn uses_vhost(&self) -> bool {
+        self.vhost.is_some()
     }
 
     /// Opens (or creates) the tap interface `tap_name` and puts a network card on it, with MAC address
@@ -365,6 +382,20 @@ impl Net {
     /// Frame and error counters so far.
     pub fn stats(&self) -> NetStats {
         self.stats
+    }
+
+    /// With vhost, the ring and transport features the kernel does not support are withdrawn; the
+    /// offload features stay (the tap implements them).
+    fn vhost_mask(&self) -> u64 {
+        match &self.vhost {
+            Some(v) => {
+                let kernel_bits = (1u64 << VIRTIO_F_VERSION_1)
+                    | (1u64 << VIRTIO_RING_F_INDIRECT_DESC)
+                    | (1u64 << VIRTIO_NET_F_MRG_RXBUF);
+                !kernel_bits | v.features()
+            }
+            None => u64::MAX,
+        }
     }
 
     fn acked(&self, bit: u32) -> bool {
@@ -680,6 +711,7 @@ impl VirtioDevice for Net {
         ]
         .iter()
         .fold(0, |f, &bit| f | (1u64 << bit))
+            & self.vhost_mask()
     }
 
     /// Records the features and lets the tap hand over the offloaded frames the guest accepts.
@@ -702,6 +734,9 @@ impl VirtioDevice for Net {
     /// Queue 0 (receive): the driver added receive buffers: delivers the pending frame and whatever
     /// the tap has. Queue 1 (transmit): sends every available frame.
     fn process_queue(&mut self, index: usize, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool {
+        if self.vhost.is_some() {
+            return false;
+        }
         match index {
             RX_QUEUE => self.process_rx(queue, mem).added,
             TX_QUEUE => self.process_tx(queue, mem),
@@ -713,11 +748,42 @@ impl VirtioDevice for Net {
     }
 
     fn backend_fd(&self) -> Option<RawFd> {
-        Some(self.tap.as_raw_fd())
+        match &self.vhost {
+            // vhost signals used buffers on its call eventfd: the I/O thread raises the interrupt.
+            Some(v) => Some(v.call_fd().as_raw_fd()),
+            None => Some(self.tap.as_raw_fd()),
+        }
+    }
+
+    fn activate(
+        &mut self,
+        queues: &[Queue],
+        kicks: &[EventFd],
+        _mem: &GuestMemoryMmap,
+    ) -> Result<(), String> {
+        let features = self.acked_features;
+        match &mut self.vhost {
+            Some(v) => v
+                .start(features, queues, kicks, self.tap.file())
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    fn owns_queue_notifications(&self) -> bool {
+        self.vhost.is_some()
     }
 
     /// The tap is readable: receives into queue 0.
     fn process_backend(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap) -> BackendStatus {
+        if let Some(v) = &self.vhost {
+            // Consume the count; vhost already put the buffers in the used ring.
+            let _ = v.call_fd().read();
+            return BackendStatus {
+                notify: true,
+                stalled: false,
+            };
+        }
         let Some(queue) = queues.get_mut(RX_QUEUE).filter(|q| q.ready()) else {
             return BackendStatus {
                 notify: false,
@@ -732,6 +798,9 @@ impl VirtioDevice for Net {
     }
 
     fn reset(&mut self) {
+        if let Some(v) = &mut self.vhost {
+            v.stop(self.queue_sizes.len());
+        }
         self.acked_features = 0;
         self.rx_len = 0;
         self.rx_chains.clear();

@@ -229,6 +229,11 @@ impl Tap {
         Ok(())
     }
 
+    /// The tap file (for handing it to vhost-net as the backend).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The interface name.
     pub fn name(&self) -> &str {
         &self.name

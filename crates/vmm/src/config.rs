@@ -220,13 +220,15 @@ impl fmt::Display for MacAddr {
     }
 }
 
-/// `--net tap=IFNAME[,mac=MAC]`.
+/// `--net tap=IFNAME[,mac=MAC][,vhost=on]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetConfig {
     /// Host tap interface name.
     pub tap: String,
     /// Guest MAC address; generated when absent.
     pub mac: Option<MacAddr>,
+    /// Move the data path into the kernel with /dev/vhost-net (falls back to userspace without it).
+    pub vhost: bool,
 }
 
 impl FromStr for NetConfig {
@@ -234,7 +236,8 @@ impl FromStr for NetConfig {
     fn from_str(s: &str) -> Result<Self, ParseError> {
         let mut tap = None;
         let mut mac = None;
-        for (k, v) in parse_kv(s, "net", &["tap", "mac"])? {
+        let mut vhost = false;
+        for (k, v) in parse_kv(s, "net", &["tap", "mac", "vhost"])? {
             match k {
                 "tap" => {
                     // IFNAMSIZ is 16 including the NUL.
@@ -247,11 +250,12 @@ impl FromStr for NetConfig {
                     }
                     tap = Some(v.to_string());
                 }
+                "vhost" => vhost = parse_on_off(v, k)?,
                 _ => mac = Some(v.parse()?),
             }
         }
         let tap = tap.ok_or_else(|| perr(format!("invalid net '{s}': tap=IFNAME is required")))?;
-        Ok(NetConfig { tap, mac })
+        Ok(NetConfig { tap, mac, vhost })
     }
 }
 
@@ -498,6 +502,9 @@ mod tests {
         let n: NetConfig = "tap=tap0,mac=52:54:00:12:34:56".parse().unwrap();
         assert_eq!(n.tap, "tap0");
         assert_eq!(n.mac.unwrap().to_string(), "52:54:00:12:34:56");
+        assert!(!n.vhost);
+        assert!("tap=t,vhost=on".parse::<NetConfig>().unwrap().vhost);
+        assert!("tap=t,vhost=maybe".parse::<NetConfig>().is_err());
         for bad in [
             "",
             "mac=52:54:00:12:34:56",

@@ -163,12 +163,26 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         let slot = config.disks.len() + i;
         let (base, irq) = virtio_mmio_slot(slot)
             .ok_or_else(|| Error::Devices("no free virtio-mmio slot".into()))?;
-        let device = Net::open(&net.tap, net.mac.map(|m| m.0))
+        let mut device = Net::open(&net.tap, net.mac.map(|m| m.0))
             .map_err(|e| Error::Devices(format!("--net tap={}: {e}", net.tap)))?;
+        if net.vhost {
+            // The userspace data path is the fallback when the host has no usable vhost-net.
+            if let Err(e) = device.enable_vhost(&mem) {
+                log::warn!(
+                    "--net tap={}: vhost=on, but {e}; using the userspace data path",
+                    net.tap
+                );
+            }
+        }
         log::info!(
-            "virtio-net on tap {} with MAC {:02x?}",
+            "virtio-net on tap {} with MAC {:02x?}, {} data path",
             net.tap,
-            device.mac()
+            device.mac(),
+            if device.uses_vhost() {
+                "vhost-net"
+            } else {
+                "userspace"
+            }
         );
         let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
         let transport = MmioTransport::new(Box::new(device), mem.clone(), interrupt)
