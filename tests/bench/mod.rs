@@ -181,6 +181,10 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
             Ok(line) => {
                 done |= line.trim() == "RVVMM-ALL-DONE";
                 keep(&mut run, line);
+                if done {
+                    // Everything is in; L1 powers itself off now (the grace period below bounds that).
+                    break;
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -198,6 +202,11 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
     let grace = Instant::now() + Duration::from_secs(20);
     while matches!(child.try_wait(), Ok(None)) && Instant::now() < grace {
         std::thread::sleep(Duration::from_millis(200));
+    }
+    if matches!(child.try_wait(), Ok(None)) {
+        eprintln!(
+            "[bench] L1 '{label}' did not power off within 20 s of RVVMM-ALL-DONE; killing QEMU"
+        );
     }
     kill(&mut child);
     if !done && run.problem.is_none() {
