@@ -938,18 +938,11 @@ mod tests {
     use virtio_queue::mock::MockSplitQueue;
     use vmm_sys_util::tempdir::TempDir;
 
-    const F_NEXT: u16 = 1;
-    const F_WRITE: u16 = 2;
-    const F_INDIRECT: u16 = 4;
-    const MEM_SIZE: usize = 0x40_0000;
+    use crate::test_utils::{mem, F_INDIRECT, F_NEXT, F_WRITE, MEM_SIZE};
     const HDR: u64 = 0x1000;
     const STATUS: u64 = 0x2000;
     const DATA: u64 = 0x10_0000;
     const DISK_SECTORS: u64 = 64;
-
-    fn mem() -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap()
-    }
 
     /// A temp dir with a patterned image `disk.img` of `size` bytes.
     fn image(size: usize) -> (TempDir, PathBuf) {

@@ -11,6 +11,9 @@ pub mod net;
 pub mod tap;
 pub mod vhost_net;
 
+#[cfg(test)]
+mod test_utils;
+
 pub use block::{Block, BlockError};
 pub use device::{BackendStatus, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 pub use interrupt::VirtioInterrupt;

@@ -846,10 +846,7 @@ mod tests {
     use crate::io_thread::{IoEventManager, QueueNotifications};
     use crate::MmioTransport;
 
-    const F_NEXT: u16 = 1;
-    const F_WRITE: u16 = 2;
-    const F_INDIRECT: u16 = 4;
-    const MEM_SIZE: usize = 0x40_0000;
+    use crate::test_utils::{mem, F_INDIRECT, F_NEXT, F_WRITE, MEM_SIZE};
     const RXQ: u64 = 0;
     const TXQ: u64 = 0x1_0000;
     const BUF: u64 = 0x10_0000;
@@ -859,10 +856,6 @@ mod tests {
 
     fn bit(b: u32) -> u64 {
         1 << b
-    }
-
-    fn mem() -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap()
     }
 
     /// A device on one end of a datagram socketpair (the other end plays the host network), with
