@@ -46,17 +46,13 @@ struct VcpuShared {
     bus: MmioBus,
     mem: GuestMemoryMmap,
     sbi: SbiConsole,
-    exits: Mutex<Sender<GuestExit>>,
+    exits: Sender<GuestExit>,
     unmapped_warnings: AtomicU32,
 }
 
 impl VcpuShared {
     fn stop(&self, why: GuestExit) {
-        let _ = self
-            .exits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(why);
+        let _ = self.exits.send(why);
     }
 
     fn unmapped(&self, vcpu: u64, addr: u64, write: bool) {
@@ -237,7 +233,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         Box::new(std::io::stdout()),
         input.clone(),
     )));
-    let finisher_tx = Mutex::new(exit_tx.clone());
+    let finisher_tx = exit_tx.clone();
     let finisher = SifiveTest::new(Box::new(move |req| {
         let why = match req {
             FinisherRequest::Pass => GuestExit::Poweroff,
@@ -247,10 +243,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
                 GuestExit::Failure
             }
         };
-        let _ = finisher_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(why);
+        let _ = finisher_tx.send(why);
     }));
     let mut bus = MmioBus::new();
     bus.insert(UART0_BASE, UART0_SIZE, uart.clone())
@@ -287,7 +280,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         bus,
         mem: mem.clone(),
         sbi: SbiConsole::stdout(input),
-        exits: Mutex::new(exit_tx),
+        exits: exit_tx,
         unmapped_warnings: AtomicU32::new(0),
     });
     for (vcpu, &core) in vcpus.into_iter().zip(&plan.cores) {
