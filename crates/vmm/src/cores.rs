@@ -162,6 +162,14 @@ mod tests {
     use super::*;
     use crate::config::CpuList;
 
+    /// The tests run one at a time: one of them forks a child, and a child forked while another test holds
+    /// a lock shares that lock's open file until it execs, which would make "released on drop" flaky.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("rvvmm-cores-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -170,6 +178,7 @@ mod tests {
 
     #[test]
     fn exclusive_reservations_are_disjoint_and_released_on_drop() {
+        let _serial = serial();
         let d = dir("excl");
         let all = [0, 1, 2, 3];
         let a = reserve(&CpuPlacement::Count(2), false, &all, &d).unwrap();
@@ -190,6 +199,7 @@ mod tests {
 
     #[test]
     fn lists_name_the_holder_and_shared_mode_overlaps() {
+        let _serial = serial();
         let d = dir("list");
         let all = [0, 1, 2, 3];
         let _a = reserve(
@@ -225,6 +235,7 @@ mod tests {
 
     #[test]
     fn impossible_requests() {
+        let _serial = serial();
         let d = dir("bad");
         assert!(reserve(&CpuPlacement::Count(5), false, &[0, 1], &d)
             .unwrap_err()
@@ -241,6 +252,7 @@ mod tests {
 
     #[test]
     fn a_killed_holder_does_not_leak_its_core() {
+        let _serial = serial();
         // A child process takes core 0's lock and is killed with SIGKILL: the core is free at once.
         let d = dir("kill");
         std::fs::create_dir_all(&d).unwrap();
