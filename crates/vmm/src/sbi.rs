@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use devices::console::ConsoleInput;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 /// Legacy SBI v0.1 console putchar.
 pub const EXT_LEGACY_PUTCHAR: u64 = 0x01;
@@ -35,6 +35,15 @@ pub const DBCN_MAX_CHUNK: u64 = 64 * 1024;
 
 /// Where SBI console output goes.
 pub type ConsoleWriter = Box<dyn Fn(&[u8]) -> std::io::Result<()> + Send + Sync>;
+
+/// The guest buffer of a DBCN write/read (a0 = length, a1/a2 = address low/high), capped at
+/// [`DBCN_MAX_CHUNK`], if it lies wholly in guest RAM. On RV64 the address is a1 alone: a non-zero high
+/// word is beyond any physical address.
+fn dbcn_buffer(mem: &GuestMemoryMmap, args: [u64; 6]) -> Option<(GuestAddress, usize)> {
+    let len = args[0].min(DBCN_MAX_CHUNK) as usize;
+    let addr = GuestAddress(args[1]);
+    (args[2] == 0 && mem.check_range(addr, len)).then_some((addr, len))
+}
 
 /// Handles console SBI calls for all vcpus.
 pub struct SbiConsole {
@@ -76,14 +85,11 @@ impl SbiConsole {
                 None => ret(-1, 0),
             },
             (EXT_DBCN, DBCN_WRITE) => {
-                let len = args[0].min(DBCN_MAX_CHUNK) as usize;
-                // On RV64 the address is a0 alone: a non-zero high word is beyond any physical address.
-                if args[2] != 0 {
+                let Some((addr, len)) = dbcn_buffer(mem, args) else {
                     return ret(SBI_ERR_INVALID_PARAM, 0);
-                }
-                let addr = args[1];
+                };
                 let mut buf = vec![0u8; len];
-                if mem.read_slice(&mut buf, GuestAddress(addr)).is_err() {
+                if mem.read_slice(&mut buf, addr).is_err() {
                     return ret(SBI_ERR_INVALID_PARAM, 0);
                 }
                 match (self.out)(&buf) {
@@ -92,18 +98,12 @@ impl SbiConsole {
                 }
             }
             (EXT_DBCN, DBCN_READ) => {
-                let len = args[0].min(DBCN_MAX_CHUNK) as usize;
-                if args[2] != 0 {
+                // The whole buffer is checked before any input is consumed.
+                let Some((addr, len)) = dbcn_buffer(mem, args) else {
                     return ret(SBI_ERR_INVALID_PARAM, 0);
-                }
-                let addr = args[1];
-                // Check the whole buffer is guest RAM before consuming input.
-                let mut probe = vec![0u8; len];
-                if mem.read_slice(&mut probe, GuestAddress(addr)).is_err() {
-                    return ret(SBI_ERR_INVALID_PARAM, 0);
-                }
+                };
                 let bytes = self.input.take(len);
-                match mem.write_slice(&bytes, GuestAddress(addr)) {
+                match mem.write_slice(&bytes, addr) {
                     Ok(()) => ret(SBI_SUCCESS, bytes.len() as u64),
                     Err(_) => ret(SBI_ERR_FAILED, 0),
                 }
