@@ -11,6 +11,8 @@ pub mod sbi;
 pub mod terminal;
 
 #[cfg(target_arch = "riscv64")]
+mod device_manager;
+#[cfg(target_arch = "riscv64")]
 mod irqchip;
 #[cfg(target_arch = "riscv64")]
 mod machine;

@@ -1,6 +1,6 @@
-//! Builds the VM on KVM (riscv64 only) and runs it: guest RAM, vcpus, the irqchip (AIA or PLIC), kernel + initrd +
-//! device tree, the UART and finisher on the MMIO bus, the console and signal threads, one pinned thread
-//! per vcpu.
+//! Builds the VM on KVM (riscv64 only) and runs it: guest RAM, vcpus, the irqchip (AIA or PLIC), kernel +
+//! initrd + device tree, the devices (through [`DeviceManager`]), the console and signal threads, one
+//! pinned thread per vcpu.
 
 use std::fs::File;
 use std::io::Read;
@@ -8,23 +8,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 
-use arch::layout::{
-    DRAM_BASE, SIFIVE_TEST_BASE, SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE,
-};
-use arch::{
-    create_fdt, mmu_type_from_satp_mode, virtio_mmio_slot, CpuIsa, FdtConfig, VirtioMmioDevice,
-};
+use arch::layout::DRAM_BASE;
+use arch::{create_fdt, mmu_type_from_satp_mode, CpuIsa, FdtConfig};
 use devices::console::ConsoleInput;
 use devices::serial::Uart;
-use devices::sifive_test::{FinisherRequest, SifiveTest};
 use devices::MmioBus;
 use hypervisor::regs::SBI_EXT_DBCN;
 use hypervisor::{Exit, Vcpu, Vm};
 use linux_loader::loader::{pe::PE, KernelLoader};
-use virtio::{Block, MmioTransport, Net, VirtioInterrupt, QUEUE_NOTIFY_OFFSET};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use crate::config::VmConfig;
+use crate::device_manager::DeviceManager;
 use crate::irqchip::GuestIrqchip;
 use crate::preflight::Plan;
 use crate::sbi::SbiConsole;
@@ -66,44 +61,9 @@ impl VcpuShared {
 /// Builds the VM described by `config` and `plan`, runs it and returns how it ended.
 pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<GuestExit, Error> {
     let num_vcpus = plan.cores.len() as u32;
-    // rvvmm's own threads (this one, console, signals, virtio I/O) stay off the vcpus' cores when other cores
-    // exist; threads started from here inherit the mask, vcpu threads pin themselves.
-    let others: Vec<usize> = allowed_cpus
-        .iter()
-        .copied()
-        .filter(|c| !plan.cores.contains(c))
-        .collect();
-    if !others.is_empty() {
-        if let Err(e) = crate::host::set_current_thread_affinity(&others) {
-            log::warn!("cannot move rvvmm's own threads off the vcpu cores: {e}");
-        }
-    }
+    keep_own_threads_off(&plan.cores, allowed_cpus);
     let vm = Arc::new(Vm::new()?);
-
-    // Guest RAM.
-    let mem =
-        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(DRAM_BASE), config.memory as usize)])
-            .map_err(|e| {
-                Error::Memory(format!(
-                    "cannot allocate {} MiB of guest RAM: {e}",
-                    config.memory >> 20
-                ))
-            })?;
-    for (slot, region) in mem.iter().enumerate() {
-        let host = mem
-            .get_host_address(region.start_addr())
-            .map_err(|e| Error::Memory(format!("guest RAM mapping: {e}")))?;
-        // SAFETY: the mapping belongs to `mem`, which lives until this function returns, i.e. as long as
-        // the VM runs (vcpu threads are never joined; the process exits with them running).
-        unsafe {
-            vm.add_memory(
-                slot as u32,
-                region.start_addr().0,
-                region.len(),
-                host as u64,
-            )?
-        };
-    }
+    let mem = create_guest_ram(&vm, config.memory)?;
 
     // vcpus first (the AIA needs them), then what KVM says about the CPU.
     let vcpus: Vec<Vcpu> = (0..num_vcpus)
@@ -119,10 +79,123 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         }
     }
 
-    // Kernel, initrd, device tree.
+    load_kernel_and_initrd(config, plan, &mem)?;
+
+    // Devices (created before the device tree, which lists them).
+    let (exit_tx, exit_rx) = channel::<GuestExit>();
+    let input = Arc::new(ConsoleInput::new());
+    let mut devices = DeviceManager::new();
+    let uart = devices.add_platform_devices(&irqchip, input.clone(), exit_tx.clone())?;
+    devices.add_virtio_devices(config, &mem, &irqchip, &vm)?;
+
+    let fdt = create_fdt(&FdtConfig {
+        num_cpus: num_vcpus,
+        mmu_type: mmu_type_from_satp_mode(info.satp_mode).map(str::to_string),
+        cbom_block_size: info.zicbom_block_size.map(|v| v as u32),
+        cboz_block_size: info.zicboz_block_size.map(|v| v as u32),
+        isa: CpuIsa::from_kvm(info.isa, &info.isa_extensions),
+        timebase_frequency: info.timebase_frequency as u32,
+        memory_size: config.memory,
+        cmdline: config.cmdline.clone(),
+        initrd: plan.layout.initrd,
+        irqchip: irqchip.fdt_config(),
+        virtio_mmio: devices.fdt_virtio_mmio(),
+    })?;
+    if let Some(path) = &config.dump_dtb {
+        std::fs::write(path, &fdt).map_err(io_err(format!("cannot write {}", path.display())))?;
+        log::info!("device tree written to {}", path.display());
+        return Ok(GuestExit::Poweroff);
+    }
+    mem.write_slice(&fdt, GuestAddress(plan.layout.fdt_addr))
+        .map_err(|e| Error::Memory(format!("cannot write the device tree: {e}")))?;
+    vcpus[0].set_boot_regs(plan.kernel_addr, 0, plan.layout.fdt_addr)?;
+
+    devices.start_io_thread()?;
+
+    // Console and signals. Block the stop signals in every thread; one thread waits for them.
+    let raw = RawTerminal::enable().map_err(io_err("cannot put the terminal in raw mode"))?;
+    block_stop_signals();
+    spawn_signal_thread(exit_tx.clone())?;
+    spawn_stdin_thread(input.clone(), uart, raw.is_some(), exit_tx.clone())?;
+
+    let shared = Arc::new(VcpuShared {
+        bus: devices.take_bus(),
+        mem,
+        sbi: SbiConsole::stdout(input),
+        exits: exit_tx,
+        unmapped_warnings: AtomicU32::new(0),
+    });
+    spawn_vcpus(vcpus, &plan.cores, &shared)?;
+    log::info!(
+        "guest started: {} vcpu(s) on host cores {:?}, {} MiB RAM, kernel at {:#x}, fdt at {:#x}",
+        num_vcpus,
+        plan.cores,
+        config.memory >> 20,
+        plan.kernel_addr,
+        plan.layout.fdt_addr
+    );
+
+    let why = exit_rx.recv().unwrap_or(GuestExit::Failure);
+    // Nothing written by the guest may be lost: flush every device before exiting, whatever the reason.
+    devices.shutdown();
+    drop(raw);
+    // Keep the irqchip (the AIA device fd) alive until here.
+    drop(irqchip);
+    log::info!("guest stopped: {why:?}");
+    Ok(why)
+}
+
+/// Moves rvvmm's own threads (this one, console, signals, virtio I/O) off the vcpus' cores when other cores
+/// exist; threads started from here inherit the mask, vcpu threads pin themselves.
+fn keep_own_threads_off(vcpu_cores: &[usize], allowed_cpus: &[usize]) {
+    let others: Vec<usize> = allowed_cpus
+        .iter()
+        .copied()
+        .filter(|c| !vcpu_cores.contains(c))
+        .collect();
+    if !others.is_empty() {
+        if let Err(e) = crate::host::set_current_thread_affinity(&others) {
+            log::warn!("cannot move rvvmm's own threads off the vcpu cores: {e}");
+        }
+    }
+}
+
+/// Allocates `size` bytes of guest RAM at `DRAM_BASE` and registers it with KVM.
+fn create_guest_ram(vm: &Vm, size: u64) -> Result<GuestMemoryMmap, Error> {
+    let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(DRAM_BASE), size as usize)])
+        .map_err(|e| {
+            Error::Memory(format!(
+                "cannot allocate {} MiB of guest RAM: {e}",
+                size >> 20
+            ))
+        })?;
+    for (slot, region) in mem.iter().enumerate() {
+        let host = mem
+            .get_host_address(region.start_addr())
+            .map_err(|e| Error::Memory(format!("guest RAM mapping: {e}")))?;
+        // SAFETY: the mapping belongs to `mem`, which the vcpu threads keep (through `VcpuShared`) as long as
+        // the VM runs; vcpu threads are never joined and the process exits with them running.
+        unsafe {
+            vm.add_memory(
+                slot as u32,
+                region.start_addr().0,
+                region.len(),
+                host as u64,
+            )?
+        };
+    }
+    Ok(mem)
+}
+
+/// Loads the kernel and the initrd where `plan` placed them.
+fn load_kernel_and_initrd(
+    config: &VmConfig,
+    plan: &Plan,
+    mem: &GuestMemoryMmap,
+) -> Result<(), Error> {
     let mut kernel = File::open(&config.kernel)
         .map_err(io_err(format!("cannot open {}", config.kernel.display())))?;
-    let loaded = PE::load(&mem, Some(GuestAddress(DRAM_BASE)), &mut kernel, None).map_err(|e| {
+    let loaded = PE::load(mem, Some(GuestAddress(DRAM_BASE)), &mut kernel, None).map_err(|e| {
         Error::Memory(format!(
             "cannot load kernel {}: {e}",
             config.kernel.display()
@@ -143,147 +216,12 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         mem.write_slice(&buf, GuestAddress(start))
             .map_err(|e| Error::Memory(format!("cannot load initrd: {e}")))?;
     }
-    // virtio-mmio devices: disks first (vda, vdb, ... in the order given), then network cards, one slot each.
-    let mut virtio_devices: Vec<(u64, u32, Arc<Mutex<MmioTransport>>)> = Vec::new();
-    for (i, disk) in config.disks.iter().enumerate() {
-        let (base, irq) =
-            virtio_mmio_slot(i).ok_or_else(|| Error::Devices("no free virtio-mmio slot".into()))?;
-        let block = Block::new(&disk.path, disk.readonly, disk.id.clone())
-            .map_err(|e| Error::Devices(format!("--disk {}: {e}", disk.path.display())))?;
-        let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
-        let transport = MmioTransport::new(Box::new(block), mem.clone(), interrupt)
-            .map_err(|e| Error::Devices(format!("--disk {}: {e}", disk.path.display())))?;
-        virtio_devices.push((base, irq, Arc::new(Mutex::new(transport))));
-    }
-    for (i, net) in config.nets.iter().enumerate() {
-        let slot = config.disks.len() + i;
-        let (base, irq) = virtio_mmio_slot(slot)
-            .ok_or_else(|| Error::Devices("no free virtio-mmio slot".into()))?;
-        let mut device = Net::open(&net.tap, net.mac.map(|m| m.0))
-            .map_err(|e| Error::Devices(format!("--net tap={}: {e}", net.tap)))?;
-        if net.vhost {
-            // The userspace data path is the fallback when the host has no usable vhost-net.
-            if let Err(e) = device.enable_vhost(&mem) {
-                log::warn!(
-                    "--net tap={}: vhost=on, but {e}; using the userspace data path",
-                    net.tap
-                );
-            }
-        }
-        log::info!(
-            "virtio-net on tap {} with MAC {:02x?}, {} data path",
-            net.tap,
-            device.mac(),
-            if device.uses_vhost() {
-                "vhost-net"
-            } else {
-                "userspace"
-            }
-        );
-        let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
-        let transport = MmioTransport::new(Box::new(device), mem.clone(), interrupt)
-            .map_err(|e| Error::Devices(format!("--net tap={}: {e}", net.tap)))?;
-        virtio_devices.push((base, irq, Arc::new(Mutex::new(transport))));
-    }
-    for (base, _, transport) in &virtio_devices {
-        let t = transport.lock().unwrap_or_else(|p| p.into_inner());
-        for (q, fd) in t.queue_eventfds().iter().enumerate() {
-            // Without an ioeventfd the notification exits to rvvmm and the transport signals the same fd.
-            if let Err(e) = vm.register_ioeventfd(fd, base + QUEUE_NOTIFY_OFFSET, q as u32) {
-                log::warn!("virtio at {base:#x}: no ioeventfd for queue {q} ({e}); notifications go through MMIO exits");
-            }
-        }
-    }
+    Ok(())
+}
 
-    let isa = CpuIsa::from_kvm(info.isa, &info.isa_extensions);
-    let fdt = create_fdt(&FdtConfig {
-        num_cpus: num_vcpus,
-        mmu_type: mmu_type_from_satp_mode(info.satp_mode).map(str::to_string),
-        cbom_block_size: info.zicbom_block_size.map(|v| v as u32),
-        cboz_block_size: info.zicboz_block_size.map(|v| v as u32),
-        isa,
-        timebase_frequency: info.timebase_frequency as u32,
-        memory_size: config.memory,
-        cmdline: config.cmdline.clone(),
-        initrd: plan.layout.initrd,
-        irqchip: irqchip.fdt_config(),
-        virtio_mmio: virtio_devices
-            .iter()
-            .map(|(base, irq, _)| VirtioMmioDevice {
-                base: *base,
-                size: arch::layout::VIRTIO_MMIO_SIZE,
-                irq: *irq,
-            })
-            .collect(),
-    })?;
-    if let Some(path) = &config.dump_dtb {
-        std::fs::write(path, &fdt).map_err(io_err(format!("cannot write {}", path.display())))?;
-        log::info!("device tree written to {}", path.display());
-        return Ok(GuestExit::Poweroff);
-    }
-    mem.write_slice(&fdt, GuestAddress(plan.layout.fdt_addr))
-        .map_err(|e| Error::Memory(format!("cannot write the device tree: {e}")))?;
-    vcpus[0].set_boot_regs(plan.kernel_addr, 0, plan.layout.fdt_addr)?;
-
-    // Devices.
-    let (exit_tx, exit_rx) = channel::<GuestExit>();
-    let input = Arc::new(ConsoleInput::new());
-    let uart = Arc::new(Mutex::new(Uart::new(
-        irqchip.line(UART0_IRQ),
-        Box::new(std::io::stdout()),
-        input.clone(),
-    )));
-    let finisher_tx = exit_tx.clone();
-    let finisher = SifiveTest::new(Box::new(move |req| {
-        let why = match req {
-            FinisherRequest::Pass => GuestExit::Poweroff,
-            FinisherRequest::Reset => GuestExit::Reset,
-            FinisherRequest::Fail(code) => {
-                log::warn!("guest reported failure {code} through sifive_test");
-                GuestExit::Failure
-            }
-        };
-        let _ = finisher_tx.send(why);
-    }));
-    let mut bus = MmioBus::new();
-    bus.insert(UART0_BASE, UART0_SIZE, uart.clone())
-        .and_then(|_| {
-            bus.insert(
-                SIFIVE_TEST_BASE,
-                SIFIVE_TEST_SIZE,
-                Arc::new(Mutex::new(finisher)),
-            )
-        })
-        .map_err(|e| Error::Memory(e.to_string()))?;
-    if let Some((base, size, plic)) = irqchip.mmio_device() {
-        bus.insert(base, size, plic)
-            .map_err(|e| Error::Devices(e.to_string()))?;
-    }
-    for (base, _, transport) in &virtio_devices {
-        bus.insert(*base, arch::layout::VIRTIO_MMIO_SIZE, transport.clone())
-            .map_err(|e| Error::Devices(e.to_string()))?;
-    }
-    let transports: Vec<_> = virtio_devices.iter().map(|(_, _, t)| t.clone()).collect();
-    if !transports.is_empty() {
-        virtio::io_thread::spawn(&transports)
-            .map_err(io_err("cannot start the virtio I/O thread"))?;
-    }
-
-    // Console and signals. Block the stop signals in every thread; one thread waits for them.
-    let raw = RawTerminal::enable().map_err(io_err("cannot put the terminal in raw mode"))?;
-    block_stop_signals();
-    spawn_signal_thread(exit_tx.clone())?;
-    spawn_stdin_thread(input.clone(), uart.clone(), raw.is_some(), exit_tx.clone())?;
-
-    // vcpus.
-    let shared = Arc::new(VcpuShared {
-        bus,
-        mem: mem.clone(),
-        sbi: SbiConsole::stdout(input),
-        exits: exit_tx,
-        unmapped_warnings: AtomicU32::new(0),
-    });
-    for (vcpu, &core) in vcpus.into_iter().zip(&plan.cores) {
+/// Starts one thread per vcpu, named `vcpuN` and pinned to its core.
+fn spawn_vcpus(vcpus: Vec<Vcpu>, cores: &[usize], shared: &Arc<VcpuShared>) -> Result<(), Error> {
+    for (vcpu, &core) in vcpus.into_iter().zip(cores) {
         let shared = shared.clone();
         let name = format!("vcpu{}", vcpu.id());
         std::thread::Builder::new()
@@ -291,25 +229,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
             .spawn(move || vcpu_thread(vcpu, core, shared))
             .map_err(io_err(format!("cannot start thread {name}")))?;
     }
-    log::info!(
-        "guest started: {} vcpu(s) on host cores {:?}, {} MiB RAM, kernel at {:#x}, fdt at {:#x}",
-        num_vcpus,
-        plan.cores,
-        config.memory >> 20,
-        plan.kernel_addr,
-        plan.layout.fdt_addr
-    );
-
-    let why = exit_rx.recv().unwrap_or(GuestExit::Failure);
-    // Nothing written by the guest may be lost: flush every device before exiting, whatever the reason.
-    for t in &transports {
-        t.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
-    }
-    drop(raw);
-    // Keep the irqchip (the AIA device fd) alive until here.
-    drop(irqchip);
-    log::info!("guest stopped: {why:?}");
-    Ok(why)
+    Ok(())
 }
 
 fn vcpu_thread(mut vcpu: Vcpu, core: usize, shared: Arc<VcpuShared>) {
