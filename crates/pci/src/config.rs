@@ -62,7 +62,7 @@ pub fn write_dword_part(old: u32, shift: usize, data: &[u8]) -> u32 {
 /// naturally aligned, inside the 4 KiB space.
 pub fn valid_access(offset: u16, len: usize) -> bool {
     matches!(len, 1 | 2 | 4)
-        && (offset as usize) % len == 0
+        && (offset as usize).is_multiple_of(len)
         && (offset as usize) + len <= EXTENDED_CONFIG_SPACE_SIZE
 }
 

@@ -15,7 +15,7 @@ pub mod msix;
 pub mod passthrough;
 pub mod root;
 #[cfg(target_os = "linux")]
-// pub mod vfio;
+pub mod vfio;
 pub use bar::{Bar, BarKind, BarRegisters};
 pub use msix::{MsixCap, MsixTable};
 pub use passthrough::{check_passthrough, PassthroughError, PassthroughTarget};

@@ -136,7 +136,7 @@ impl MsixTable {
     pub fn read(&self, offset: u64, data: &mut [u8]) {
         data.fill(0xff);
         let len = data.len();
-        if !(len == 4 || len == 8) || offset % len as u64 != 0 {
+        if !(len == 4 || len == 8) || !offset.is_multiple_of(len as u64) {
             return;
         }
         for (i, chunk) in data.chunks_mut(4).enumerate() {
@@ -160,7 +160,7 @@ impl MsixTable {
     /// are not 4- or 8-byte aligned, or outside the table, are ignored.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Option<usize> {
         let len = data.len();
-        if !(len == 4 || len == 8) || offset % len as u64 != 0 {
+        if !(len == 4 || len == 8) || !offset.is_multiple_of(len as u64) {
             return None;
         }
         let vector = (offset / MSIX_ENTRY_SIZE) as usize;
