@@ -10,6 +10,10 @@ use crate::layout::{
     dram_end, imsic_size, APLIC_BASE, APLIC_SIZE, DRAM_BASE, FDT_MAX_SIZE, IMSIC_BASE, MAX_CPUS,
     PLIC_BASE, PLIC_SIZE, SIFIVE_TEST_BASE, SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE,
 };
+use crate::layout::{
+    PCIE_ECAM_BASE, PCIE_ECAM_SIZE, PCIE_INTX_IRQ_BASE, PCIE_MMIO_BASE, PCIE_MMIO_SIZE,
+    PCIE_PIO_BASE, PCIE_PIO_SIZE,
+};
 
 /// Interrupt type cell for level-triggered, active-high wired interrupts (APLIC specifiers).
 const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
@@ -111,6 +115,15 @@ pub struct FdtConfig {
     pub irqchip: IrqChipConfig,
     /// virtio-mmio transports, emitted in this order.
     pub virtio_mmio: Vec<VirtioMmioDevice>,
+    /// The PCIe host bridge, when the guest has PCI devices.
+    pub pci: Option<PciHostConfig>,
+}
+
+/// The PCIe host bridge (ECAM, I/O and 32-bit windows at the fixed addresses of the memory map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciHostConfig {
+    /// The 64-bit memory window (base, size), above RAM.
+    pub mmio64: (u64, u64),
 }
 
 /// Errors from building the device tree.
@@ -375,6 +388,10 @@ fn write_soc(fdt: &mut FdtWriter, cfg: &FdtConfig) -> Result<(), FdtError> {
         fdt.end_node(node)?;
     }
 
+    if let Some(pci) = &cfg.pci {
+        write_pci(fdt, pci, &cfg.irqchip)?;
+    }
+
     match cfg.irqchip {
         IrqChipConfig::Aia {
             num_sources,
@@ -384,6 +401,73 @@ fn write_soc(fdt: &mut FdtWriter, cfg: &FdtConfig) -> Result<(), FdtError> {
     }
 
     fdt.end_node(soc)?;
+    Ok(())
+}
+
+/// PCI address space codes of the first `ranges` cell (I/O, 32-bit memory, 64-bit memory).
+const PCI_SPACE_IO: u32 = 0x0100_0000;
+const PCI_SPACE_MEM32: u32 = 0x0200_0000;
+const PCI_SPACE_MEM64: u32 = 0x0300_0000;
+
+fn write_pci(
+    fdt: &mut FdtWriter,
+    pci: &PciHostConfig,
+    irqchip: &IrqChipConfig,
+) -> Result<(), FdtError> {
+    let node = fdt.begin_node(&format!("pci@{PCIE_ECAM_BASE:x}"))?;
+    fdt.property_string("compatible", "pci-host-ecam-generic")?;
+    fdt.property_string("device_type", "pci")?;
+    fdt.property_u32("#address-cells", 3)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_u32("#interrupt-cells", 1)?;
+    fdt.property_array_u64("reg", &[PCIE_ECAM_BASE, PCIE_ECAM_SIZE])?;
+    // One bus per MiB of ECAM.
+    fdt.property_array_u32("bus-range", &[0, (PCIE_ECAM_SIZE >> 20) as u32 - 1])?;
+    fdt.property_u32("linux,pci-domain", 0)?;
+    fdt.property_null("dma-coherent")?;
+    let hi = |v: u64| (v >> 32) as u32;
+    let lo = |v: u64| v as u32;
+    let (m64, m64_size) = pci.mmio64;
+    fdt.property_array_u32(
+        "ranges",
+        &[
+            PCI_SPACE_IO,
+            0,
+            0,
+            hi(PCIE_PIO_BASE),
+            lo(PCIE_PIO_BASE),
+            hi(PCIE_PIO_SIZE),
+            lo(PCIE_PIO_SIZE),
+            PCI_SPACE_MEM32,
+            hi(PCIE_MMIO_BASE),
+            lo(PCIE_MMIO_BASE),
+            hi(PCIE_MMIO_BASE),
+            lo(PCIE_MMIO_BASE),
+            hi(PCIE_MMIO_SIZE),
+            lo(PCIE_MMIO_SIZE),
+            PCI_SPACE_MEM64,
+            hi(m64),
+            lo(m64),
+            hi(m64),
+            lo(m64),
+            hi(m64_size),
+            lo(m64_size),
+        ],
+    )?;
+    if matches!(irqchip, IrqChipConfig::Aia { .. }) {
+        fdt.property_u32("msi-parent", PHANDLE_IMSIC)?;
+    }
+    // INTx: pin P (1..4) of slot S goes to wired source 32 + (S + P - 1) % 4, the usual swizzle.
+    let mut map = Vec::new();
+    for slot in 0..4u32 {
+        for pin in 1..=4u32 {
+            map.extend_from_slice(&[slot << 11, 0, 0, pin, PHANDLE_IRQCHIP]);
+            map.extend(irqchip.irq_specifier(PCIE_INTX_IRQ_BASE + (slot + pin - 1) % 4));
+        }
+    }
+    fdt.property_array_u32("interrupt-map", &map)?;
+    fdt.property_array_u32("interrupt-map-mask", &[0x1800, 0, 0, 7])?;
+    fdt.end_node(node)?;
     Ok(())
 }
 
@@ -610,6 +694,7 @@ mod tests {
                     }
                 })
                 .collect(),
+            pci: None,
         }
     }
 
@@ -795,6 +880,61 @@ mod tests {
             dtb.u32("/soc/virtio_mmio@10002000", "interrupt-parent"),
             aplic_ph
         );
+    }
+
+    #[test]
+    fn pci_host_bridge_matches_qemu_virt() {
+        let mut cfg = config(2, AIA);
+        assert!(!build(&cfg).has_node("/soc/pci@30000000"));
+        cfg.pci = Some(PciHostConfig {
+            mmio64: (0x4_0000_0000, 0x4_0000_0000),
+        });
+        let dtb = build(&cfg);
+        let pci = "/soc/pci@30000000";
+        assert_eq!(dtb.str(pci, "compatible"), "pci-host-ecam-generic");
+        assert_eq!(dtb.str(pci, "device_type"), "pci");
+        assert_eq!(dtb.u64s(pci, "reg"), [0x3000_0000, 0x1000_0000]);
+        assert_eq!(dtb.u32s(pci, "bus-range"), [0, 0xff]);
+        assert_eq!(dtb.u32(pci, "#address-cells"), 3);
+        assert_eq!(dtb.u32(pci, "#size-cells"), 2);
+        assert!(dtb.has_prop(pci, "dma-coherent"));
+        // The same ranges as QEMU-KVM's virt machine (../shared/reference-dtb).
+        assert_eq!(
+            dtb.u32s(pci, "ranges"),
+            [
+                0x100_0000,
+                0,
+                0,
+                0,
+                0x300_0000,
+                0,
+                0x1_0000,
+                0x200_0000,
+                0,
+                0x4000_0000,
+                0,
+                0x4000_0000,
+                0,
+                0x4000_0000,
+                0x300_0000,
+                4,
+                0,
+                4,
+                0,
+                4,
+                0
+            ]
+        );
+        let imsic = dtb.u32("/soc/interrupt-controller@28000000", "phandle");
+        assert_eq!(dtb.u32(pci, "msi-parent"), imsic);
+        let aplic = dtb.u32("/soc/interrupt-controller@d000000", "phandle");
+        let map = dtb.u32s(pci, "interrupt-map");
+        assert_eq!(map.len(), 16 * 7);
+        // Slot 0 INTA -> 32, slot 1 INTA -> 33, slot 3 INTD -> 34 (QEMU's swizzle).
+        assert_eq!(map[..7], [0, 0, 0, 1, aplic, 32, 4]);
+        assert_eq!(map[4 * 7..5 * 7], [0x800, 0, 0, 1, aplic, 33, 4]);
+        assert_eq!(map[15 * 7..], [0x1800, 0, 0, 4, aplic, 34, 4]);
+        assert_eq!(dtb.u32s(pci, "interrupt-map-mask"), [0x1800, 0, 0, 7]);
     }
 
     #[test]

@@ -118,6 +118,17 @@ pub fn imsic_addr(hart: u32) -> u64 {
     IMSIC_BASE + u64::from(hart) * IMSIC_STRIDE
 }
 
+/// Size of the 64-bit PCIe MMIO window.
+pub const PCIE_MMIO64_SIZE: u64 = 16 * GIB;
+
+/// The 64-bit PCIe MMIO window (base, size) for guest RAM of `mem_size` bytes: above DRAM, 16 GiB aligned,
+/// as QEMU `virt` places it.
+pub fn pcie_mmio64(mem_size: u64) -> Option<(u64, u64)> {
+    let base = dram_end(mem_size)?.checked_next_multiple_of(PCIE_MMIO64_SIZE)?;
+    base.checked_add(PCIE_MMIO64_SIZE)?;
+    Some((base, PCIE_MMIO64_SIZE))
+}
+
 /// End (exclusive) of guest RAM of `mem_size` bytes, or `None` if it does not fit in 64 bits.
 pub fn dram_end(mem_size: u64) -> Option<u64> {
     DRAM_BASE.checked_add(mem_size)
@@ -301,6 +312,14 @@ mod tests {
     use super::*;
 
     const KERNEL_END: u64 = DRAM_BASE + 0x20_0000 + 20 * MIB;
+
+    #[test]
+    fn pcie_mmio64_window_sits_above_ram_16g_aligned() {
+        assert_eq!(pcie_mmio64(512 * MIB), Some((16 * GIB, 16 * GIB)));
+        // RAM reaching 16 GiB pushes the window to 32 GiB.
+        assert_eq!(pcie_mmio64(14 * GIB + 1), Some((32 * GIB, 16 * GIB)));
+        assert_eq!(pcie_mmio64(u64::MAX - DRAM_BASE), None);
+    }
 
     #[test]
     fn fits_in_first_gib() {

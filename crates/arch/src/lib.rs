@@ -15,6 +15,6 @@ pub mod fdt;
 pub mod isa;
 pub mod layout;
 
-pub use fdt::{create_fdt, FdtConfig, FdtError, IrqChipConfig, VirtioMmioDevice};
+pub use fdt::{create_fdt, FdtConfig, FdtError, IrqChipConfig, PciHostConfig, VirtioMmioDevice};
 pub use isa::{isa_ext_name, mmu_type_from_satp_mode, CpuIsa};
 pub use layout::{dram_end, place_boot_blobs, virtio_mmio_slot, BootLayout, LayoutError};

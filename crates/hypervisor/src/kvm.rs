@@ -10,12 +10,16 @@ use kvm_bindings::{
     KVM_DEV_RISCV_AIA_GRP_CONFIG, KVM_DEV_RISCV_AIA_GRP_CTRL, KVM_EXIT_RISCV_SBI,
     KVM_INTERRUPT_SET, KVM_INTERRUPT_UNSET,
 };
+use kvm_bindings::{
+    kvm_irq_routing_entry, kvm_irq_routing_irqchip, kvm_irq_routing_msi, KvmIrqRouting,
+    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
+};
 use kvm_ioctls::{DeviceFd, IoEventAddress, Kvm, VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::cpu::CpuInfo;
 use crate::regs::{self, reg_id, RegClass};
-use crate::{Error, Result};
+use crate::{Error, IrqRoute, Result};
 
 fn ioctl_err(what: impl Into<String>) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     let what = what.into();
@@ -63,6 +67,56 @@ impl Vm {
             .map_err(ioctl_err("KVM_SET_USER_MEMORY_REGION"))
     }
 
+    /// Removes memory slot `slot` (made by [`Vm::add_memory`]) from the guest.
+    pub fn remove_memory(&self, slot: u32) -> Result<()> {
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: 0,
+            userspace_addr: 0,
+        };
+        // SAFETY: a zero-sized region deletes the slot; no host memory is referenced.
+        unsafe { self.fd.set_user_memory_region(region) }.map_err(ioctl_err(format!(
+            "KVM_SET_USER_MEMORY_REGION (delete slot {slot})"
+        )))
+    }
+
+    /// Replaces the VM's interrupt routing table with `routes`.
+    pub fn set_irq_routing(&self, routes: &[IrqRoute]) -> Result<()> {
+        let mut table = KvmIrqRouting::new(0).map_err(|e| Error::Ioctl {
+            what: format!("KVM_SET_GSI_ROUTING table: {e:?}"),
+            source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+        })?;
+        for r in routes {
+            let mut entry = kvm_irq_routing_entry::default();
+            match *r {
+                IrqRoute::Irqchip { gsi, pin } => {
+                    entry.gsi = gsi;
+                    entry.type_ = KVM_IRQ_ROUTING_IRQCHIP;
+                    entry.u.irqchip = kvm_irq_routing_irqchip { irqchip: 0, pin };
+                }
+                IrqRoute::Msi { gsi, address, data } => {
+                    entry.gsi = gsi;
+                    entry.type_ = KVM_IRQ_ROUTING_MSI;
+                    entry.u.msi = kvm_irq_routing_msi {
+                        address_lo: address as u32,
+                        address_hi: (address >> 32) as u32,
+                        data,
+                        ..Default::default()
+                    };
+                }
+            }
+            table.push(entry).map_err(|e| Error::Ioctl {
+                what: format!("KVM_SET_GSI_ROUTING table: {e:?}"),
+                source: std::io::Error::from_raw_os_error(libc::E2BIG),
+            })?;
+        }
+        self.fd
+            .set_gsi_routing(&table)
+            .map_err(ioctl_err("KVM_SET_GSI_ROUTING"))
+    }
+
     /// Creates vcpu `id`.
     pub fn create_vcpu(&self, id: u64) -> Result<Vcpu> {
         let fd = self
@@ -87,7 +141,8 @@ impl Vm {
         Ok(Aia { fd })
     }
 
-    /// Makes a write to `evt` raise wired interrupt `gsi` (an APLIC source, by KVM's default routing).
+    /// Makes a write to `evt` raise interrupt `gsi` (an APLIC source by KVM's default routing, or whatever
+    /// [`Vm::set_irq_routing`] made it).
     pub fn register_irqfd(&self, evt: &EventFd, gsi: u32) -> Result<()> {
         self.fd
             .register_irqfd(evt, gsi)

@@ -11,6 +11,28 @@ mod kvm;
 #[cfg(target_arch = "riscv64")]
 pub use kvm::{Aia, Exit, SbiCall, Vcpu, VcpuInterrupt, Vm};
 
+/// One entry of the VM's interrupt routing table (KVM_SET_GSI_ROUTING).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqRoute {
+    /// `gsi` drives wired source `pin` of the in-kernel irqchip (the APLIC).
+    Irqchip {
+        /// The GSI.
+        gsi: u32,
+        /// The irqchip input.
+        pin: u32,
+    },
+    /// `gsi` sends the message-signalled interrupt (`address`, `data`): on RISC-V a write of `data` to an
+    /// IMSIC interrupt file.
+    Msi {
+        /// The GSI.
+        gsi: u32,
+        /// Message address.
+        address: u64,
+        /// Message data.
+        data: u32,
+    },
+}
+
 /// Errors from the KVM glue.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -10,19 +10,24 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use arch::layout::{
+    pcie_mmio64, APLIC_NUM_SOURCES, PCIE_ECAM_BASE, PCIE_ECAM_SIZE, PCIE_MMIO_BASE, PCIE_MMIO_SIZE,
     SIFIVE_TEST_BASE, SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE, VIRTIO_MMIO_SIZE,
 };
-use arch::{virtio_mmio_slot, VirtioMmioDevice};
+use arch::{virtio_mmio_slot, PciHostConfig, VirtioMmioDevice};
 use devices::console::ConsoleInput;
 use devices::serial::Uart;
 use devices::sifive_test::{FinisherRequest, SifiveTest};
 use devices::{MmioBus, SharedMmioDevice};
 use hypervisor::Vm;
+use pci::vfio::{map_guest_memory, BarAllocator, VfioPciDevice};
+use pci::{PassthroughTarget, PciBus, PciConfigMmio, PciWindowMmio};
+use vfio_ioctls::VfioContainer;
 use virtio::{Block, MmioTransport, Net, VirtioDevice, VirtioInterrupt, QUEUE_NOTIFY_OFFSET};
 use vm_memory::GuestMemoryMmap;
 
 use crate::config::VmConfig;
 use crate::irqchip::GuestIrqchip;
+use crate::pci_glue::{KvmPassthrough, MSI_GSI_BASE};
 use crate::{Error, GuestExit};
 
 /// A virtio-mmio transport in its slot.
@@ -32,10 +37,18 @@ struct VirtioSlot {
     transport: Arc<Mutex<MmioTransport>>,
 }
 
+/// The PCI hierarchy, when the guest has passthrough devices.
+struct PciState {
+    /// Kept for the VM's lifetime: DMA mappings and groups live as long as the container.
+    _container: Arc<VfioContainer>,
+    mmio64: (u64, u64),
+}
+
 /// Every device of the VM and the bus they are reached through.
 pub struct DeviceManager {
     bus: MmioBus,
     virtio: Vec<VirtioSlot>,
+    pci: Option<PciState>,
 }
 
 impl DeviceManager {
@@ -44,6 +57,7 @@ impl DeviceManager {
         DeviceManager {
             bus: MmioBus::new(),
             virtio: Vec::new(),
+            pci: None,
         }
     }
 
@@ -156,6 +170,86 @@ impl DeviceManager {
             transport,
         });
         Ok(())
+    }
+
+    /// Passes the host PCI devices `targets` (already checked) through to the guest behind a PCIe host
+    /// bridge: one VFIO container for all, guest RAM mapped for their DMA, BARs placed in the PCI windows,
+    /// MSI-X delivered by KVM. Needs the in-kernel AIA.
+    pub fn add_passthrough_devices(
+        &mut self,
+        targets: &[PassthroughTarget],
+        mem: &GuestMemoryMmap,
+        mem_size: u64,
+        irqchip: &GuestIrqchip,
+        vm: &Arc<Vm>,
+    ) -> Result<(), Error> {
+        let Some(first) = targets.first() else {
+            return Ok(());
+        };
+        if !irqchip.is_aia() {
+            return Err(Error::Devices(format!(
+                "--device {}: passthrough needs the in-kernel AIA irqchip (MSI-X goes to the guest's IMSIC), and this host's KVM has none",
+                first.bdf
+            )));
+        }
+        let mmio64 = pcie_mmio64(mem_size)
+            .ok_or_else(|| Error::Devices("no room for the 64-bit PCI window".into()))?;
+        let mut alloc = BarAllocator::new((PCIE_MMIO_BASE, PCIE_MMIO_SIZE), mmio64)
+            .ok_or_else(|| Error::Devices("invalid PCI windows".into()))?;
+        let container =
+            Arc::new(VfioContainer::new(None).map_err(|e| {
+                Error::Devices(format!("--device {}: VFIO container: {e}", first.bdf))
+            })?);
+        let kvm = Arc::new(KvmPassthrough::new(vm.clone(), APLIC_NUM_SOURCES)?);
+        let mut bus = PciBus::new();
+        let mut gsi = MSI_GSI_BASE;
+        for (i, target) in targets.iter().enumerate() {
+            let device =
+                VfioPciDevice::new(target, container.clone(), kvm.clone(), &mut alloc, gsi)
+                    .map_err(|e| Error::Devices(e.to_string()))?;
+            if i == 0 {
+                // The container has its IOMMU now: map all guest RAM for device DMA (IOVA = guest address).
+                map_guest_memory(&container, mem).map_err(|e| {
+                    Error::Devices(format!(
+                        "--device {}: cannot map guest RAM for DMA: {e}",
+                        target.bdf
+                    ))
+                })?;
+            }
+            gsi += device.num_vectors();
+            let slot = bus
+                .add(Arc::new(Mutex::new(device)))
+                .map_err(|e| Error::Devices(format!("--device {}: {e}", target.bdf)))?;
+            log::info!(
+                "--device {} passed through as guest PCI device 0000:00:{slot:02x}.0",
+                target.bdf
+            );
+        }
+        let bus = Arc::new(bus);
+        self.insert(
+            PCIE_ECAM_BASE,
+            PCIE_ECAM_SIZE,
+            Arc::new(Mutex::new(PciConfigMmio(bus.clone()))),
+        )?;
+        for (base, size) in [(PCIE_MMIO_BASE, PCIE_MMIO_SIZE), mmio64] {
+            let window = PciWindowMmio {
+                bus: bus.clone(),
+                base,
+            };
+            self.insert(base, size, Arc::new(Mutex::new(window)))?;
+        }
+        self.pci = Some(PciState {
+            _container: container,
+            mmio64,
+        });
+        Ok(())
+    }
+
+    /// The PCIe host bridge as the device tree describes it, if there is one.
+    pub fn fdt_pci(&self) -> Option<PciHostConfig> {
+        self.pci
+            .as_ref()
+            .map(|p| PciHostConfig { mmio64: p.mmio64 })
     }
 
     /// The virtio-mmio transports as the device tree lists them, in slot order.

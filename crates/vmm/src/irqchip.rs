@@ -142,6 +142,11 @@ impl GuestIrqchip {
         }
     }
 
+    /// Whether this is the in-kernel AIA (which can take MSIs).
+    pub fn is_aia(&self) -> bool {
+        matches!(self, GuestIrqchip::Aia { .. })
+    }
+
     /// A short name for logs.
     pub fn name(&self) -> &'static str {
         match self {

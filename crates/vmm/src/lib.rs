@@ -16,6 +16,8 @@ mod device_manager;
 mod irqchip;
 #[cfg(target_arch = "riscv64")]
 mod machine;
+#[cfg(target_arch = "riscv64")]
+mod pci_glue;
 
 use std::path::PathBuf;
 
@@ -115,13 +117,21 @@ impl Vmm {
         } else {
             None
         };
+        // Every --device is checked (sysfs, its driver, its IOMMU group, VFIO) before anything is opened.
+        let bdfs: Vec<String> = self.config.devices.iter().map(|d| d.to_string()).collect();
+        let passthrough = pci::passthrough::check_all(
+            std::path::Path::new("/sys"),
+            std::path::Path::new("/dev"),
+            &bdfs,
+        )
+        .map_err(|e| Error::Devices(e.to_string()))?;
         #[cfg(target_arch = "riscv64")]
         {
-            machine::run(&self.config, &plan, &allowed)
+            machine::run(&self.config, &plan, &allowed, &passthrough)
         }
         #[cfg(not(target_arch = "riscv64"))]
         {
-            let _ = plan;
+            let _ = (plan, passthrough);
             Err(Error::UnsupportedHost(std::env::consts::ARCH))
         }
     }

@@ -16,6 +16,7 @@ use devices::MmioBus;
 use hypervisor::regs::SBI_EXT_DBCN;
 use hypervisor::{Exit, Vcpu, Vm};
 use linux_loader::loader::{pe::PE, KernelLoader};
+use pci::PassthroughTarget;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use crate::config::VmConfig;
@@ -59,7 +60,12 @@ impl VcpuShared {
 }
 
 /// Builds the VM described by `config` and `plan`, runs it and returns how it ended.
-pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<GuestExit, Error> {
+pub fn run(
+    config: &VmConfig,
+    plan: &Plan,
+    allowed_cpus: &[usize],
+    passthrough: &[PassthroughTarget],
+) -> Result<GuestExit, Error> {
     let num_vcpus = plan.cores.len() as u32;
     keep_own_threads_off(&plan.cores, allowed_cpus);
     let vm = Arc::new(Vm::new()?);
@@ -87,6 +93,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
     let mut devices = DeviceManager::new();
     let uart = devices.add_platform_devices(&irqchip, input.clone(), exit_tx.clone())?;
     devices.add_virtio_devices(config, &mem, &irqchip, &vm)?;
+    devices.add_passthrough_devices(passthrough, &mem, config.memory, &irqchip, &vm)?;
 
     let fdt = create_fdt(&FdtConfig {
         num_cpus: num_vcpus,
@@ -100,6 +107,7 @@ pub fn run(config: &VmConfig, plan: &Plan, allowed_cpus: &[usize]) -> Result<Gue
         initrd: plan.layout.initrd,
         irqchip: irqchip.fdt_config(),
         virtio_mmio: devices.fdt_virtio_mmio(),
+        pci: devices.fdt_pci(),
     })?;
     if let Some(path) = &config.dump_dtb {
         std::fs::write(path, &fdt).map_err(io_err(format!("cannot write {}", path.display())))?;
