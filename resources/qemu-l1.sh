@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Boot the L1 riscv64 host under qemu-system-riscv64 (TCG) with the composed initramfs.
 # Usage: qemu-l1.sh [--machine aia|plic] [--smp N] [--mem SIZE] [--append "k=v ..."] [--interactive]
+#                   [--pci-passthrough DIR]
+# --pci-passthrough DIR gives L1 a RISC-V IOMMU (riscv-iommu-pci) with two PCI devices behind it for VFIO
+# tests: a virtio-blk-pci disk backed by DIR/pt-disk.img (64 MiB of fresh random data, written here; its
+# sha256 goes to L1's command line as rvvmm.pt_disk_sha256=) and a virtio-net-pci card on QEMU's user-mode
+# network (DHCP 10.0.2.15, gateway 10.0.2.2; a TCP echo service, `cat` run by QEMU, at 10.0.2.100:7777).
+# Both are modern-only (disable-legacy=on: memory BARs, MSI-X). Needs the project-built L1 kernel.
 # Defaults come from RVVMM_L1_MACHINE (aia), RVVMM_L1_SMP (2), RVVMM_L1_MEM (4G), RVVMM_L1_KERNEL (trixie).
 # --interactive moves QEMU's escape key to Ctrl-] so that Ctrl-A reaches rvvmm inside L1.
 set -euo pipefail
@@ -10,6 +16,7 @@ smp=${RVVMM_L1_SMP:-2}
 mem=${RVVMM_L1_MEM:-4G}
 append=""
 interactive=0
+ptdir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --machine) machine=$2; shift 2 ;;
@@ -17,6 +24,7 @@ while [ $# -gt 0 ]; do
     --mem) mem=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
     --interactive) interactive=1; shift ;;
+    --pci-passthrough) ptdir=$2; shift 2 ;;
     *) echo "qemu-l1: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +41,17 @@ for f in "$kernel" "$initrd"; do
 done
 extra=()
 [ "$interactive" = 1 ] && extra+=(-echr 0x1d)
+if [ -n "$ptdir" ]; then
+  mkdir -p "$ptdir"
+  disk="$ptdir/pt-disk.img"
+  head -c $((64 << 20)) /dev/urandom >"$disk"
+  append="$append rvvmm.pt_disk_sha256=$(sha256sum "$disk" | cut -d' ' -f1)"
+  extra+=(-device riscv-iommu-pci
+    -drive "file=$disk,if=none,id=ptdisk,format=raw,cache=writethrough"
+    -device virtio-blk-pci,drive=ptdisk,disable-legacy=on
+    -netdev "user,id=ptnet,net=10.0.2.0/24,guestfwd=tcp:10.0.2.100:7777-cmd:cat"
+    -device virtio-net-pci,netdev=ptnet,disable-legacy=on,mac=52:54:00:12:34:56)
+fi
 exec qemu-system-riscv64 -machine "$mopt" -cpu rv64 -smp "$smp" -m "$mem" -nographic -no-reboot \
   "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1 $append"

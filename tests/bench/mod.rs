@@ -23,6 +23,11 @@ pub struct L1Options {
     pub smp: u32,
     /// Bound on the whole L1 run.
     pub timeout: Duration,
+    /// Boot the project-built kernel (resources/build-l1-kernel.sh) instead of Debian's.
+    pub project_kernel: bool,
+    /// Give L1 an IOMMU with a virtio-blk-pci disk and a virtio-net-pci card to pass through; the disk's
+    /// backing file is created in this directory (see `resources/qemu-l1.sh --pci-passthrough`).
+    pub pci_passthrough: Option<PathBuf>,
 }
 
 impl L1Options {
@@ -39,8 +44,48 @@ impl L1Options {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1500),
             ),
+            project_kernel: false,
+            pci_passthrough: None,
         }
     }
+
+    /// An AIA host with `smp` harts on the project-built kernel, with PCI devices to pass through.
+    pub fn passthrough_host(smp: u32) -> L1Options {
+        L1Options {
+            project_kernel: true,
+            pci_passthrough: Some(repo_root().join("target/nested-logs/passthrough")),
+            ..L1Options::from_env("aia", smp)
+        }
+    }
+}
+
+/// Builds (or finds in its cache) the project's L1 kernel and the L1 images for it; returns the value of
+/// RVVMM_L1_KERNEL that selects it.
+fn project_kernel(root: &Path) -> Result<String, String> {
+    let out = Command::new(root.join("resources/build-l1-kernel.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run resources/build-l1-kernel.sh: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let image = stdout.lines().last().unwrap_or("").trim().to_string();
+    if !out.status.success() || image.is_empty() {
+        return Err("resources/build-l1-kernel.sh failed".to_string());
+    }
+    let images = Command::new(root.join("resources/build-images.sh"))
+        .env("RVVMM_L1_KERNEL", &image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| format!("cannot run resources/build-images.sh: {e}"))?;
+    if !images.success() {
+        return Err(format!("resources/build-images.sh failed for {image}"));
+    }
+    Ok(image)
+}
+
+/// The passthrough disk's backing file after an L1 run with `pci_passthrough` (what L0 sees).
+pub fn passthrough_disk(opts: &L1Options) -> Option<PathBuf> {
+    opts.pci_passthrough.as_ref().map(|d| d.join("pt-disk.img"))
 }
 
 /// Outcome of one scenario.
@@ -76,8 +121,12 @@ fn repo_root() -> PathBuf {
 /// Only one L1 at a time: the machines have two cores.
 static BOOT_LOCK: Mutex<()> = Mutex::new(());
 
-fn compose_initrd(root: &Path) -> Result<(), String> {
-    let out = Command::new(root.join("resources/l1-initrd.sh"))
+fn compose_initrd(root: &Path, l1_kernel: Option<&str>) -> Result<(), String> {
+    let mut cmd = Command::new(root.join("resources/l1-initrd.sh"));
+    if let Some(k) = l1_kernel {
+        cmd.env("RVVMM_L1_KERNEL", k);
+    }
+    let out = cmd
         .output()
         .map_err(|e| format!("cannot run resources/l1-initrd.sh: {e}"))?;
     if !out.status.success() {
@@ -109,7 +158,18 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
         problem: None,
         elapsed: Duration::ZERO,
     };
-    if let Err(e) = compose_initrd(&root) {
+    let l1_kernel = if opts.project_kernel {
+        match project_kernel(&root) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                run.problem = Some(e);
+                return run;
+            }
+        }
+    } else {
+        None
+    };
+    if let Err(e) = compose_initrd(&root, l1_kernel.as_deref()) {
         run.problem = Some(e);
         return run;
     }
@@ -118,15 +178,22 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
         "rvvmm.scenarios={} rvvmm.timeout={timeout_s}",
         scenarios.join(",")
     );
-    let mut child = match Command::new(root.join("resources/qemu-l1.sh"))
-        .args([
-            "--machine",
-            &opts.machine,
-            "--smp",
-            &opts.smp.to_string(),
-            "--append",
-            &append,
-        ])
+    let mut qemu = Command::new(root.join("resources/qemu-l1.sh"));
+    qemu.args([
+        "--machine",
+        &opts.machine,
+        "--smp",
+        &opts.smp.to_string(),
+        "--append",
+        &append,
+    ]);
+    if let Some(k) = &l1_kernel {
+        qemu.env("RVVMM_L1_KERNEL", k);
+    }
+    if let Some(dir) = &opts.pci_passthrough {
+        qemu.arg("--pci-passthrough").arg(dir);
+    }
+    let mut child = match qemu
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
