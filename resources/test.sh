@@ -5,6 +5,7 @@
 #   3. host unit tests (arch-neutral crates, CLI, bench helpers)
 #   4. build the static riscv64 rvvmm                           (build-rvvmm.sh)
 #   5. build the L1/L2 images (cached in .cache/)               (build-images.sh)
+#      and the project's L1 kernel for VFIO (cached in ~/.cache/rvvmm) (build-l1-kernel.sh)
 #   6. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
 # Each stage prints its wall time. Set RVVMM_SKIP_LINT=1 to skip stage 2.
 set -euo pipefail
@@ -26,4 +27,5 @@ stage "setup host" resources/setup-host.sh
 stage "host unit tests" cargo test --locked --workspace
 stage "build riscv64 rvvmm" resources/build-rvvmm.sh
 stage "build images" resources/build-images.sh
+stage "build L1 kernel" resources/build-l1-kernel.sh
 stage "nested tests" cargo test --locked --test nested -- --ignored --test-threads=1 --nocapture "$@"

@@ -10,7 +10,7 @@ mod bench;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use bench::{boot_l1, L1Options, L1Run};
+use bench::{boot_l1, passthrough_disk, L1Options, L1Run};
 
 /// Scenarios run in the one L1 boot on an AIA host (QEMU virt,aia=aplic-imsic, 2 harts), in this order.
 const AIA_SCENARIOS: &[&str] = &[
@@ -32,6 +32,7 @@ const AIA_SCENARIOS: &[&str] = &[
     "plic-console",
     "plic-net",
     "net-vhost",
+    "vfio-stock-errors",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
@@ -45,6 +46,20 @@ const PLIC_SCENARIOS: &[&str] = &[
     "disk",
     "net",
 ];
+
+/// Scenarios run on an AIA host booted with the project-built kernel (VFIO, legacy SBI) and PCI devices
+/// behind an IOMMU to pass through (`resources/qemu-l1.sh --pci-passthrough`).
+const PASSTHROUGH_SCENARIOS: &[&str] = &["kvm", "boot", "vfio-errors", "vfio"];
+
+fn passthrough_options() -> &'static L1Options {
+    static OPTS: OnceLock<L1Options> = OnceLock::new();
+    OPTS.get_or_init(|| L1Options::passthrough_host(2))
+}
+
+fn passthrough_host() -> &'static L1Run {
+    static RUN: OnceLock<L1Run> = OnceLock::new();
+    RUN.get_or_init(|| boot_l1("passthrough", PASSTHROUGH_SCENARIOS, passthrough_options()))
+}
 
 /// Scenarios run on a 4-hart AIA host.
 const FOUR_HART_SCENARIOS: &[&str] = &["cores"];
@@ -612,5 +627,63 @@ fn vhost_net_data_path_moves_the_same_traffic() {
             "NET-L1-TO-GUEST-MATCH",
             "NET-FAILS 0 rc=0",
         ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn project_kernel_l1_has_kvm_and_boots_the_usual_guest() {
+    let run = passthrough_host();
+    assert!(run.log.contains("kvm=yes"), "no /dev/kvm:\n{}", run.log);
+    run.assert_markers("kvm", &["KVM-DEVICE-OK"]);
+    let text = run.passed("boot");
+    assert_eq!(field(text, "L2-BOOT-EXIT", "rc"), Some("0"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn passthrough_errors_get_one_line_and_leave_the_device_as_it_was() {
+    passthrough_host().assert_markers(
+        "vfio-errors",
+        &[
+            "PT-ERR-LEFT-AS-IT-WAS",
+            "PT-FIRST-VM-STILL-RUNNING",
+            "PT-FREE-AGAIN rc=0",
+            "PT-ERR-FAILS 0",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn passthrough_on_a_stock_kernel_host_says_how_to_bind() {
+    aia_host().assert_markers("vfio-stock-errors", &["PT-STOCK-NOT-BOUND-OK"]);
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn passthrough_disk_and_nic_work_in_the_guest_with_msix() {
+    let run = passthrough_host();
+    run.assert_markers(
+        "vfio",
+        &[
+            "PT-DISK-READ-MATCH",
+            "PT-DISK-WRITE-OK",
+            "PT-WITH-MMIO-DISK-OK",
+            "PT-NET-DHCP-OK",
+            "PT-NET-PING-OK",
+            "PT-NET-TCP-OK",
+            "PT-FAILS 0 rc=0",
+        ],
+    );
+    // What the guest wrote through the passed-through disk is in L0's backing file.
+    let disk = passthrough_disk(passthrough_options()).expect("passthrough disk");
+    let data = std::fs::read(&disk).unwrap_or_else(|e| panic!("{}: {e}", disk.display()));
+    let at = 32 << 20;
+    let marker = b"RVVMM-PT-WRITE-MARKER\n";
+    assert!(
+        data.len() > at + marker.len() && &data[at..at + marker.len()] == marker,
+        "the guest's write is not at offset 32 MiB of {}",
+        disk.display()
     );
 }
