@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 use vmm::config::{
-    parse_size, CoresArg, CpuList, CpuPlacement, DiskConfig, IrqchipMode, NetConfig, PciAddress,
-    VmConfig, DEFAULT_CMDLINE,
+    parse_addr, parse_size, CoresArg, CpuList, CpuPlacement, DiskConfig, IrqchipMode, NetConfig,
+    PciAddress, VmConfig, DEFAULT_CMDLINE,
 };
+use vmm::loader::KernelFormat;
 
 /// Exit status for command line usage errors.
 const EXIT_USAGE: u8 = 2;
@@ -23,15 +24,28 @@ const EXIT_USAGE: u8 = 2;
         into guest RAM at 0x80000000 (the QEMU `virt` memory map), and runs one vcpu thread per core,\n\
         each pinned to its own host core.",
     after_help = "Exit status: 0 when the guest powers off; 3 when it asks for a reset; 4 when it reports a \
-        failure;\n1 for setup errors (one line `rvvmm: error: ...` on stderr); 2 for usage errors; 128+N when \
+        failure;\n124 when --timeout expires; 1 for setup errors (one line `rvvmm: error: ...` on stderr); 2 for usage errors; 128+N when \
         stopped by signal N.\nConsole: the guest's serial port is rvvmm's stdin/stdout. On a terminal, press \
         Ctrl-A then x to stop the VM\n(Ctrl-A Ctrl-A sends a literal Ctrl-A).\nLogs: --log-level or RUST_LOG \
         (error, warn, info, debug, trace), printed on stderr."
 )]
 struct Cli {
-    /// Kernel to boot: a RISC-V Linux `Image` (a PE/EFI-stub Image works too).
+    /// Kernel to boot: a RISC-V Linux `Image` (a PE/EFI-stub Image works too), an ELF64 RISC-V executable
+    /// (each PT_LOAD segment at its physical address) or a raw binary (at --kernel-addr).
     #[arg(long, value_name = "PATH")]
     kernel: PathBuf,
+
+    /// Kernel format: image, elf or raw (default: detected from the file; neither ELF nor Image is raw).
+    #[arg(long, value_name = "image|elf|raw")]
+    kernel_format: Option<KernelFormat>,
+
+    /// Load address (and entry) of a raw kernel.
+    #[arg(long, value_name = "ADDR", default_value = "0x80200000", value_parser = parse_addr)]
+    kernel_addr: u64,
+
+    /// Stop the VM after SECONDS (exit status 124), e.g. for a guest that never powers off.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
 
     /// Initramfs to load next to the kernel.
     #[arg(long, value_name = "PATH")]
@@ -89,6 +103,9 @@ impl Cli {
         };
         VmConfig {
             kernel: self.kernel,
+            kernel_format: self.kernel_format,
+            kernel_addr: self.kernel_addr,
+            timeout: self.timeout,
             initrd: self.initrd,
             cmdline: self.cmdline,
             memory: self.memory,

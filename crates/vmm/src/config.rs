@@ -19,6 +19,16 @@ fn perr(msg: impl Into<String>) -> ParseError {
     ParseError(msg.into())
 }
 
+/// Parses a guest physical address: hexadecimal with `0x` (`0x80200000`) or decimal.
+pub fn parse_addr(s: &str) -> Result<u64, ParseError> {
+    let t = s.trim();
+    let v = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => t.parse::<u64>(),
+    };
+    v.map_err(|_| perr(format!("invalid address '{s}': expected e.g. 0x80200000")))
+}
+
 /// Parses a size: plain bytes (`536870912`) or a number with a binary suffix K, M, G, T (`512M`, `2G`,
 /// `64KiB`). Zero and overflowing sizes are errors.
 pub fn parse_size(s: &str) -> Result<u64, ParseError> {
@@ -414,8 +424,14 @@ impl FromStr for CoresArg<CpuList> {
 /// Everything needed to build and run one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
-    /// Kernel: a Linux RISC-V `Image` (also as PE/EFI-stub file).
+    /// Kernel: a Linux RISC-V `Image` (also as PE/EFI-stub file), an ELF64 RISC-V executable or a raw binary.
     pub kernel: PathBuf,
+    /// Kernel format; detected from the file when `None`.
+    pub kernel_format: Option<crate::loader::KernelFormat>,
+    /// Where a raw kernel is loaded (and starts).
+    pub kernel_addr: u64,
+    /// Stop the VM after this many seconds.
+    pub timeout: Option<u64>,
     /// Optional initramfs.
     pub initrd: Option<PathBuf>,
     /// Kernel command line.
@@ -441,6 +457,16 @@ pub struct VmConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_addr("0x80200000").unwrap(), 0x8020_0000);
+        assert_eq!(parse_addr("0x8020_0000").unwrap(), 0x8020_0000);
+        assert_eq!(parse_addr("2149580800").unwrap(), 0x8020_0000);
+        for bad in ["", "0x", "zz", "0x1g", "-1", "0x10000000000000000"] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

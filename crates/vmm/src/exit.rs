@@ -11,15 +11,18 @@ pub enum GuestExit {
     Failure,
     /// rvvmm was stopped by a signal (SIGTERM, SIGINT) or by the console escape.
     Signal(i32),
+    /// `--timeout` expired.
+    Timeout,
 }
 
 impl GuestExit {
-    /// Process exit status: 0 poweroff, 3 reset, 4 failure, 128+N for signal N.
+    /// Process exit status: 0 poweroff, 3 reset, 4 failure, 124 timeout (as timeout(1)), 128+N for signal N.
     pub fn code(self) -> u8 {
         match self {
             GuestExit::Poweroff => 0,
             GuestExit::Reset => 3,
             GuestExit::Failure => 4,
+            GuestExit::Timeout => 124,
             GuestExit::Signal(n) => 128u8.saturating_add(n.clamp(0, 127) as u8),
         }
     }
@@ -36,8 +39,9 @@ mod tests {
             GuestExit::Reset.code(),
             GuestExit::Failure.code(),
             GuestExit::Signal(15).code(),
+            GuestExit::Timeout.code(),
         ];
-        assert_eq!(codes, [0, 3, 4, 143]);
+        assert_eq!(codes, [0, 3, 4, 143, 124]);
         // Never collide with the setup (1) and usage (2) statuses.
         assert!(!codes.contains(&1) && !codes.contains(&2));
     }

@@ -6,6 +6,7 @@ pub mod cores;
 pub mod exit;
 pub mod host;
 pub mod kernel;
+pub mod loader;
 pub mod preflight;
 pub mod sbi;
 pub mod terminal;
@@ -43,13 +44,13 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
-    /// The kernel file is not a RISC-V Image.
+    /// The kernel file cannot be loaded.
     #[error("kernel {}: {source}", path.display())]
-    KernelImage {
+    Kernel {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        source: kernel::ImageError,
+        source: loader::LoaderError,
     },
     /// Kernel, initrd and FDT do not fit in guest RAM.
     #[error("kernel and initrd do not fit in --memory: {0}")]

@@ -3,7 +3,7 @@
 //! pinned thread per vcpu.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestM
 use crate::config::VmConfig;
 use crate::device_manager::DeviceManager;
 use crate::irqchip::GuestIrqchip;
+use crate::loader::KernelFormat;
 use crate::preflight::Plan;
 use crate::sbi::SbiConsole;
 use crate::terminal::{EscapeParser, RawTerminal};
@@ -116,7 +117,7 @@ pub fn run(
     }
     mem.write_slice(&fdt, GuestAddress(plan.layout.fdt_addr))
         .map_err(|e| Error::Memory(format!("cannot write the device tree: {e}")))?;
-    vcpus[0].set_boot_regs(plan.kernel_addr, 0, plan.layout.fdt_addr)?;
+    vcpus[0].set_boot_regs(plan.kernel.entry, 0, plan.layout.fdt_addr)?;
 
     devices.start_io_thread()?;
 
@@ -139,7 +140,7 @@ pub fn run(
         num_vcpus,
         plan.cores,
         config.memory >> 20,
-        plan.kernel_addr,
+        plan.kernel.entry,
         plan.layout.fdt_addr
     );
 
@@ -203,13 +204,38 @@ fn load_kernel_and_initrd(
 ) -> Result<(), Error> {
     let mut kernel = File::open(&config.kernel)
         .map_err(io_err(format!("cannot open {}", config.kernel.display())))?;
-    let loaded = PE::load(mem, Some(GuestAddress(DRAM_BASE)), &mut kernel, None).map_err(|e| {
+    let load_err = |e: String| {
         Error::Memory(format!(
             "cannot load kernel {}: {e}",
             config.kernel.display()
         ))
-    })?;
-    debug_assert_eq!(loaded.kernel_load.0, plan.kernel_addr);
+    };
+    match plan.kernel.format {
+        KernelFormat::Image => {
+            let loaded = PE::load(mem, Some(GuestAddress(DRAM_BASE)), &mut kernel, None)
+                .map_err(|e| load_err(e.to_string()))?;
+            debug_assert_eq!(loaded.kernel_load.0, plan.kernel.entry);
+        }
+        KernelFormat::Elf | KernelFormat::Raw => {
+            for seg in &plan.kernel.segments {
+                let mut buf = vec![0u8; seg.file_size as usize];
+                kernel
+                    .seek(SeekFrom::Start(seg.file_offset))
+                    .and_then(|_| kernel.read_exact(&mut buf))
+                    .map_err(|e| load_err(e.to_string()))?;
+                // The part of the segment past its file bytes (bss) is zero.
+                buf.resize(seg.mem_size as usize, 0);
+                mem.write_slice(&buf, GuestAddress(seg.addr))
+                    .map_err(|e| load_err(e.to_string()))?;
+            }
+            log::info!(
+                "{} kernel: {} segment(s), entry {:#x}",
+                plan.kernel.format,
+                plan.kernel.segments.len(),
+                plan.kernel.entry
+            );
+        }
+    }
     if let (Some(path), Some((start, size))) = (&config.initrd, plan.layout.initrd) {
         let mut f = File::open(path).map_err(io_err(format!("cannot open {}", path.display())))?;
         let mut buf = Vec::with_capacity(size as usize);

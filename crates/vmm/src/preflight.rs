@@ -3,22 +3,22 @@
 //! error before a VM exists.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use arch::layout::{DRAM_BASE, MIN_MEMORY};
 use arch::{place_boot_blobs, BootLayout};
 
 use crate::config::{IrqchipMode, VmConfig};
-use crate::kernel::ImageHeader;
+use crate::kernel::HEADER_SIZE;
+use crate::loader::{detect_format, place_kernel, KernelFormat, KernelPlacement};
 use crate::{host, Error};
 
 /// What the checks established.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The kernel's Image header.
-    pub kernel_header: ImageHeader,
-    /// Guest physical address of the kernel.
-    pub kernel_addr: u64,
+    /// Where the kernel goes and where it starts.
+    pub kernel: KernelPlacement,
     /// Kernel file length.
     pub kernel_len: u64,
     /// Where the FDT and initrd go.
@@ -79,29 +79,44 @@ pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Res
     }
     let cores = host::select_cores(&config.cpus, allowed_cpus).map_err(Error::Cores)?;
 
-    let (mut kernel, kernel_len) = open_file(&config.kernel, "kernel")?;
-    let kernel_header = ImageHeader::read_from(&mut kernel)
-        .map_err(|source| Error::File {
-            what: "kernel",
-            path: config.kernel.clone(),
-            source,
-        })?
-        .map_err(|source| Error::KernelImage {
-            path: config.kernel.clone(),
-            source,
-        })?;
-    let kernel_addr = DRAM_BASE + kernel_header.text_offset;
-    let kernel_end = kernel_addr
-        .checked_add(kernel_len.max(kernel_header.image_size))
-        .ok_or_else(|| Error::Memory("kernel size overflows".into()))?;
+    let (mut kernel_file, kernel_len) = open_file(&config.kernel, "kernel")?;
+    let read_err = |source| Error::File {
+        what: "kernel",
+        path: config.kernel.clone(),
+        source,
+    };
+    let mut head = Vec::with_capacity(HEADER_SIZE);
+    (&mut kernel_file)
+        .take(HEADER_SIZE as u64)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
+    let format = config.kernel_format.unwrap_or_else(|| detect_format(&head));
+    // An ELF is parsed whole (bare-metal kernels are small); the others need only their header.
+    if format == KernelFormat::Elf {
+        kernel_file.read_to_end(&mut head).map_err(read_err)?;
+    }
+    let ram_end = DRAM_BASE
+        .checked_add(config.memory)
+        .ok_or_else(|| Error::Memory("--memory overflows the address space".into()))?;
+    let kernel = place_kernel(
+        &head,
+        kernel_len,
+        Some(format),
+        config.kernel_addr,
+        (DRAM_BASE, ram_end),
+    )
+    .map_err(|source| Error::Kernel {
+        path: config.kernel.clone(),
+        source,
+    })?;
+    let kernel_end = kernel.end;
     let initrd_len = match &config.initrd {
         Some(p) => Some(open_file(p, "initrd")?.1),
         None => None,
     };
     let layout = place_boot_blobs(config.memory, kernel_end, initrd_len).map_err(Error::Layout)?;
     Ok(Plan {
-        kernel_header,
-        kernel_addr,
+        kernel,
         kernel_len,
         layout,
         cores,
@@ -127,6 +142,9 @@ mod tests {
     fn config(kernel: PathBuf) -> VmConfig {
         VmConfig {
             kernel,
+            kernel_format: None,
+            kernel_addr: crate::loader::DEFAULT_RAW_ADDR,
+            timeout: None,
             initrd: None,
             cmdline: "console=ttyS0".into(),
             memory: 512 << 20,
@@ -149,7 +167,7 @@ mod tests {
         let mut c = config(tmpfile("good-Image", &k));
         c.initrd = Some(tmpfile("good-initrd", &[0u8; 10000]));
         let plan = check(&c, &[0, 1, 2, 3], HOST_MEM).unwrap();
-        assert_eq!(plan.kernel_addr, 0x8020_0000);
+        assert_eq!(plan.kernel.entry, 0x8020_0000);
         assert_eq!(plan.cores, vec![0, 1]);
         assert_eq!(plan.layout.fdt_addr, 0x8000_0000 + (512 << 20) - 0x10000);
         let (start, size) = plan.layout.initrd.unwrap();
@@ -169,11 +187,26 @@ mod tests {
             msg(&c)
         );
 
-        let c = config(tmpfile(
+        // Neither ELF nor Image is loaded raw; forced as an Image it is refused.
+        let mut c = config(tmpfile(
             "notimage",
             b"#!/bin/sh\necho this is not a kernel, but it is long enough to have a header\n",
         ));
+        assert_eq!(
+            check(&c, &[0, 1], HOST_MEM).unwrap().kernel.format,
+            crate::loader::KernelFormat::Raw
+        );
+        c.kernel_format = Some(crate::loader::KernelFormat::Image);
         assert!(msg(&c).contains("not a RISC-V Linux Image"), "{}", msg(&c));
+        // A raw kernel outside RAM, and an ELF for another machine.
+        c.kernel_format = Some(crate::loader::KernelFormat::Raw);
+        c.kernel_addr = 0x1000;
+        assert!(msg(&c).contains("does not fit in guest RAM"), "{}", msg(&c));
+        let c = config(tmpfile(
+            "x86-elf",
+            &crate::loader::tests::elf(62, 2, 0x8020_0000, &[(0x8020_0000, 16, 16)]),
+        ));
+        assert!(msg(&c).contains("ELF for machine 62"), "{}", msg(&c));
 
         let c = config(std::env::temp_dir());
         assert!(msg(&c).contains("not a regular file"), "{}", msg(&c));
@@ -195,7 +228,15 @@ mod tests {
         // A kernel whose image_size fills the RAM leaves no room for the FDT.
         let mut c = config(tmpfile("huge", &header(600 << 20)));
         c.memory = 512 << 20;
-        assert!(msg(&c).contains("do not fit"), "{}", msg(&c));
+        assert!(msg(&c).contains("does not fit in guest RAM"), "{}", msg(&c));
+        c.memory = 1 << 30;
+        let mut big = header((1022 << 20) - 0x8000);
+        big.resize(4096, 0);
+        let c2 = VmConfig {
+            kernel: tmpfile("huge2", &big),
+            ..c.clone()
+        };
+        assert!(msg(&c2).contains("do not fit"), "{}", msg(&c2));
 
         // An initrd that does not fit.
         let mut c = config(k.clone());
