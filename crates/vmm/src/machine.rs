@@ -126,6 +126,17 @@ pub fn run(
     block_stop_signals();
     spawn_signal_thread(exit_tx.clone())?;
     spawn_stdin_thread(input.clone(), uart, raw.is_some(), exit_tx.clone())?;
+    if let Some(secs) = config.timeout {
+        let exits = exit_tx.clone();
+        std::thread::Builder::new()
+            .name("timeout".into())
+            .spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+                log::warn!("--timeout {secs}: stopping the VM");
+                let _ = exits.send(GuestExit::Timeout);
+            })
+            .map_err(io_err("cannot start the timeout thread"))?;
+    }
 
     let shared = Arc::new(VcpuShared {
         bus: devices.take_bus(),
