@@ -50,7 +50,7 @@ if [ -n "$ptdir" ]; then
     -drive "file=$disk,if=none,id=ptdisk,format=raw,cache=writethrough"
     -device virtio-blk-pci,drive=ptdisk,disable-legacy=on
     -netdev "user,id=ptnet,net=10.0.2.0/24,guestfwd=tcp:10.0.2.100:7777-cmd:cat"
-    -device virtio-net-pci,netdev=ptnet,disable-legacy=on,mac=52:54:00:12:34:56)
+    -device virtio-net-pci,netdev=ptnet,disable-legacy=on,mac=52:54:00:12:34:56,romfile=)
 fi
 exec qemu-system-riscv64 -machine "$mopt" -cpu rv64 -smp "$smp" -m "$mem" -nographic -no-reboot \
   "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \

@@ -30,6 +30,12 @@ bind_vfio() {
   [ "$(driver_of "$1")" = vfio-pci ] && [ -e "/dev/vfio/$g" ]
 }
 
+# allow_unsafe_msi: the RISC-V IOMMU driver does not remap MSIs, so VFIO (here through IOMMUFD) refuses
+# devices unless the administrator accepts interrupts that are not isolated.
+allow_unsafe_msi() {
+  echo 1 >/sys/module/iommufd/parameters/allow_unsafe_interrupts
+}
+
 PT_BLK=$(find_pci 0x1af4 0x1042)
 PT_NET=$(find_pci 0x1af4 0x1041)
 PT_MAC=52:54:00:12:34:56

@@ -8,6 +8,7 @@
 . /scenarios/lib-vfio.sh
 echo "PT-DEVICES blk=$PT_BLK net=$PT_NET"
 [ -n "$PT_BLK" ] && [ -n "$PT_NET" ] || { echo "no passthrough devices in L1"; exit 1; }
+allow_unsafe_msi
 bind_vfio "$PT_BLK" || exit 1
 bind_vfio "$PT_NET" || exit 1
 want=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^rvvmm.pt_disk_sha256=//p')

@@ -57,6 +57,12 @@ pub enum VfioPciError {
         /// What VFIO said.
         source: vfio_ioctls::VfioError,
     },
+    /// The host refuses the device because it cannot isolate its MSIs.
+    #[error("--device {bdf}: the host kernel refuses the device because it cannot isolate its MSIs (no interrupt remapping, as with the RISC-V IOMMU today); if you trust the device, allow it with iommufd.allow_unsafe_interrupts=1 (or vfio_iommu_type1.allow_unsafe_interrupts=1) on the host's kernel command line or in /sys/module/*/parameters/allow_unsafe_interrupts")]
+    UnsafeInterrupts {
+        /// The device.
+        bdf: String,
+    },
     /// No room for a BAR in the guest's PCI windows.
     #[error(
         "--device {bdf}: no room for BAR {bar} ({size:#x} bytes) in the guest's PCI memory window"
@@ -216,9 +222,17 @@ impl VfioPciDevice {
     ) -> Result<VfioPciDevice, VfioPciError> {
         let bdf = target.bdf.clone();
         let device = VfioDevice::new(&target.sysfs_path, container as Arc<dyn VfioOps>, false)
-            .map_err(|source| VfioPciError::Vfio {
-                bdf: bdf.clone(),
-                source,
+            .map_err(|source| {
+                // EPERM on the device fd: the kernel will not hand out a device whose MSIs it cannot
+                // isolate (no interrupt remapping), unless the administrator allows it.
+                if source.to_string().contains("Operation not permitted") {
+                    VfioPciError::UnsafeInterrupts { bdf: bdf.clone() }
+                } else {
+                    VfioPciError::Vfio {
+                        bdf: bdf.clone(),
+                        source,
+                    }
+                }
             })?;
         let device = Arc::new(device);
         let mut config = vec![0u8; CONFIG_SPACE_SIZE];
