@@ -12,7 +12,7 @@ use crate::layout::{
 };
 use crate::layout::{
     PCIE_ECAM_BASE, PCIE_ECAM_SIZE, PCIE_INTX_IRQ_BASE, PCIE_MMIO_BASE, PCIE_MMIO_SIZE,
-    PCIE_PIO_BASE, PCIE_PIO_SIZE,
+    PCIE_PIO_BASE, PCIE_PIO_SIZE, RTC_BASE, RTC_IRQ, RTC_SIZE,
 };
 
 /// Interrupt type cell for level-triggered, active-high wired interrupts (APLIC specifiers).
@@ -378,6 +378,13 @@ fn write_soc(fdt: &mut FdtWriter, cfg: &FdtConfig) -> Result<(), FdtError> {
     fdt.property_array_u64("reg", &[SIFIVE_TEST_BASE, SIFIVE_TEST_SIZE])?;
     fdt.property_phandle(PHANDLE_TEST)?;
     fdt.end_node(test)?;
+
+    let rtc = fdt.begin_node(&format!("rtc@{RTC_BASE:x}"))?;
+    fdt.property_string("compatible", "google,goldfish-rtc")?;
+    fdt.property_array_u64("reg", &[RTC_BASE, RTC_SIZE])?;
+    fdt.property_array_u32("interrupts", &cfg.irqchip.irq_specifier(RTC_IRQ))?;
+    fdt.property_u32("interrupt-parent", PHANDLE_IRQCHIP)?;
+    fdt.end_node(rtc)?;
 
     for dev in &cfg.virtio_mmio {
         let node = fdt.begin_node(&virtio_node_name(dev.base))?;
@@ -875,6 +882,14 @@ mod tests {
             aplic_ph
         );
         assert_eq!(dtb.u32s("/soc/virtio_mmio@10001000", "interrupts"), [1, 4]);
+        assert_eq!(
+            dtb.str("/soc/rtc@101000", "compatible"),
+            "google,goldfish-rtc"
+        );
+        assert_eq!(dtb.u64s("/soc/rtc@101000", "reg"), [0x10_1000, 0x1000]);
+        assert_eq!(dtb.u32s("/soc/rtc@101000", "interrupts"), [11, 4]);
+        assert_eq!(dtb.u32("/soc/rtc@101000", "interrupt-parent"), aplic_ph);
+        assert_eq!(dtb.str("/chosen", "stdout-path"), "/soc/serial@10000000");
         assert_eq!(dtb.u32s("/soc/virtio_mmio@10002000", "interrupts"), [2, 4]);
         assert_eq!(
             dtb.u32("/soc/virtio_mmio@10002000", "interrupt-parent"),

@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod console;
+pub mod goldfish_rtc;
 pub mod interrupt;
 pub mod plic;
 pub mod serial;

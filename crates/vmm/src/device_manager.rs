@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use arch::layout::{
     pcie_mmio64, APLIC_NUM_SOURCES, PCIE_ECAM_BASE, PCIE_ECAM_SIZE, PCIE_MMIO_BASE, PCIE_MMIO_SIZE,
-    SIFIVE_TEST_BASE, SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ, UART0_SIZE, VIRTIO_MMIO_SIZE,
+    RTC_BASE, RTC_IRQ, RTC_SIZE, SIFIVE_TEST_BASE, SIFIVE_TEST_SIZE, UART0_BASE, UART0_IRQ,
+    UART0_SIZE, VIRTIO_MMIO_SIZE,
 };
 use arch::{virtio_mmio_slot, PciHostConfig, VirtioMmioDevice};
 use devices::console::ConsoleInput;
+use devices::goldfish_rtc::GoldfishRtc;
 use devices::serial::Uart;
 use devices::sifive_test::{FinisherRequest, SifiveTest};
 use devices::{MmioBus, SharedMmioDevice};
@@ -68,7 +70,8 @@ impl DeviceManager {
     }
 
     /// Creates the fixed platform devices: UART0 on the console (returned, for the console input thread),
-    /// the sifive,test finisher (its requests become `exits`), and the PLIC when it is the irqchip.
+    /// the sifive,test finisher (its requests become `exits`), the Goldfish RTC, and the PLIC when it is
+    /// the irqchip.
     pub fn add_platform_devices(
         &mut self,
         irqchip: &GuestIrqchip,
@@ -97,6 +100,11 @@ impl DeviceManager {
             SIFIVE_TEST_SIZE,
             Arc::new(Mutex::new(finisher)),
         )?;
+        let rtc = GoldfishRtc::new(irqchip.line(RTC_IRQ)).map_err(|source| Error::Io {
+            what: "cannot start the RTC alarm thread".into(),
+            source,
+        })?;
+        self.insert(RTC_BASE, RTC_SIZE, Arc::new(Mutex::new(rtc)))?;
         if let Some((base, size, plic)) = irqchip.mmio_device() {
             self.insert(base, size, plic)?;
         }
