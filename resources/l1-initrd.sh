@@ -22,6 +22,12 @@ for mode in 0 1 2 3 4; do
     -Wl,-Ttext=0x80200000 -Wl,--build-id=none -o "$work/sbi.elf" "$RVVMM_ROOT/tests/guests/sbi-test.S"
   riscv64-linux-gnu-objcopy -O binary "$work/sbi.elf" "$work/root/guests/sbi-test-$mode.bin"
 done
+# The bare-metal Rust test kernel (tests/guests/baremetal), as an ELF and as a raw binary.
+bm=$RVVMM_ROOT/tests/guests/baremetal
+(cd "$bm" && cargo build --quiet --release --target-dir "$RVVMM_ROOT/target/baremetal") >&2
+bm_elf=$RVVMM_ROOT/target/baremetal/riscv64gc-unknown-none-elf/release/rvvmm-baremetal-test
+install -m 0644 "$bm_elf" "$work/root/guests/bm.elf"
+riscv64-linux-gnu-objcopy -O binary "$bm_elf" "$work/root/guests/bm.bin"
 # Disk benchmark tool (tests/scenarios/bench-disk.sh), a static riscv64 Linux program.
 riscv64-linux-gnu-gcc -static -O2 -o "$work/root/guests/iobench" "$RVVMM_ROOT/tests/guests/iobench.c"
 (cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"

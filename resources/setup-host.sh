@@ -60,10 +60,12 @@ PIN
     -t bookworm-backports qemu-system-riscv opensbi >/dev/null
 fi
 
-if ! rustup target list --installed | grep -qx riscv64gc-unknown-linux-gnu; then
-  log "rustup target add riscv64gc-unknown-linux-gnu"
-  rustup target add riscv64gc-unknown-linux-gnu
-fi
+for t in riscv64gc-unknown-linux-gnu riscv64gc-unknown-none-elf; do
+  if ! rustup target list --installed | grep -qx "$t"; then
+    log "rustup target add $t"
+    rustup target add "$t"
+  fi
+done
 for c in clippy rustfmt; do
   rustup component list --installed | grep -q "^$c" || rustup component add "$c"
 done

@@ -33,6 +33,8 @@ const AIA_SCENARIOS: &[&str] = &[
     "plic-net",
     "net-vhost",
     "vfio-stock-errors",
+    "baremetal",
+    "plic-baremetal",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
@@ -49,7 +51,7 @@ const PLIC_SCENARIOS: &[&str] = &[
 
 /// Scenarios run on an AIA host booted with the project-built kernel (VFIO, legacy SBI) and PCI devices
 /// behind an IOMMU to pass through (`resources/qemu-l1.sh --pci-passthrough`).
-const PASSTHROUGH_SCENARIOS: &[&str] = &["kvm", "boot", "vfio-errors", "vfio"];
+const PASSTHROUGH_SCENARIOS: &[&str] = &["kvm", "boot", "baremetal-legacy", "vfio-errors", "vfio"];
 
 fn passthrough_options() -> &'static L1Options {
     static OPTS: OnceLock<L1Options> = OnceLock::new();
@@ -685,5 +687,67 @@ fn passthrough_disk_and_nic_work_in_the_guest_with_msix() {
         data.len() > at + marker.len() && &data[at..at + marker.len()] == marker,
         "the guest's write is not at offset 32 MiB of {}",
         disk.display()
+    );
+}
+
+const BAREMETAL_MARKERS: &[&str] = &[
+    "[elf] BM-PASS dbcn-console",
+    "[elf] BM-PASS timer-sbi ticks=5",
+    "[elf] BM-PASS timer-sstc ticks=5",
+    "[elf] BM-PASS rtc",
+    "[elf] BM-PASS hsm",
+    "[elf] BM-PASS virtio-blk read-sector0",
+    "[raw] BM-PASS virtio-blk read-sector0",
+    "BM-RUN elf rc=0",
+    "BM-RUN raw rc=0",
+    "BM-RUN raw-forced rc=0",
+    "BM-RUN srst-reboot rc=3",
+    "BM-RUN srst-fail rc=4",
+    "BM-RUN test-fail rc=4",
+    "BM-RUN timeout rc=124",
+    "BM-BAD elf-machine rc=1",
+    "BM-BAD elf-truncated rc=1",
+    "BM-FAILS 0",
+];
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn baremetal_elf_and_raw_kernels_on_the_aia() {
+    let run = aia_host();
+    run.assert_markers("baremetal", BAREMETAL_MARKERS);
+    run.assert_markers(
+        "baremetal",
+        &[
+            "[elf] BM-PASS uart-irq-aplic char=Z",
+            "[raw] BM-PASS uart-irq-aplic char=Z",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn baremetal_elf_and_raw_kernels_on_the_userspace_plic() {
+    for (run, scenario) in [(plic_host(), "baremetal"), (aia_host(), "plic-baremetal")] {
+        run.assert_markers(scenario, BAREMETAL_MARKERS);
+        run.assert_markers(
+            scenario,
+            &[
+                "[elf] BM-PASS uart-irq-plic char=Z",
+                "[raw] BM-PASS uart-irq-plic char=Z",
+            ],
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn legacy_sbi_console_and_shutdown_on_a_host_with_sbi_v01() {
+    passthrough_host().assert_markers(
+        "baremetal-legacy",
+        &[
+            "BM-LEGACY-CONSOLE-HELLO",
+            "BM-PASS legacy-console",
+            "BM-LEGACY-RUN rc=0",
+        ],
     );
 }

@@ -1,0 +1,685 @@
+//! A bare-metal S-mode test kernel for rvvmm, written like the small kernels people run on QEMU `virt`
+//! (rCore-Tutorial, xv6 ports): it starts at 0x80200000 with a0 = hart id and a1 = the device tree, and
+//! checks, one `BM-PASS name` or `BM-FAIL name why` line each, what such kernels rely on:
+//! SBI DBCN console, the legacy SBI console (bootargs `legacy`), timer interrupts through SBI TIME and
+//! through Sstc, the Goldfish RTC advancing, a second hart started with SBI HSM, a virtio-blk read through
+//! virtio-mmio (when a disk is there), a UART receive interrupt through the PLIC or the APLIC + IMSIC
+//! (bootargs `uart-irq`), and finally the power-off path named by bootargs `exit=...`.
+//! It is built as an ELF and as a raw binary (`objcopy -O binary`), and both must behave the same.
+
+#![no_std]
+#![no_main]
+
+use core::arch::{asm, global_asm};
+use core::fmt::Write;
+use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+
+global_asm!(
+    r#"
+    .section .text.entry
+    .globl _start
+_start:
+    la sp, __stack0_top
+    mv s0, a0
+    mv s1, a1
+    la t0, __bss_start
+    la t1, __bss_end
+1:  bgeu t0, t1, 2f
+    sd zero, 0(t0)
+    addi t0, t0, 8
+    j 1b
+2:  mv a0, s0
+    mv a1, s1
+    call boot_main
+3:  wfi
+    j 3b
+
+    .globl _start_hart1
+_start_hart1:
+    la sp, __stack1_top
+    call hart1_main
+4:  wfi
+    j 4b
+
+    .align 4
+    .globl trap_entry
+trap_entry:
+    addi sp, sp, -128
+    sd ra, 0(sp)
+    sd t0, 8(sp)
+    sd t1, 16(sp)
+    sd t2, 24(sp)
+    sd a0, 32(sp)
+    sd a1, 40(sp)
+    sd a2, 48(sp)
+    sd a3, 56(sp)
+    sd a4, 64(sp)
+    sd a5, 72(sp)
+    sd a6, 80(sp)
+    sd a7, 88(sp)
+    sd t3, 96(sp)
+    sd t4, 104(sp)
+    sd t5, 112(sp)
+    sd t6, 120(sp)
+    call trap_handler
+    ld ra, 0(sp)
+    ld t0, 8(sp)
+    ld t1, 16(sp)
+    ld t2, 24(sp)
+    ld a0, 32(sp)
+    ld a1, 40(sp)
+    ld a2, 48(sp)
+    ld a3, 56(sp)
+    ld a4, 64(sp)
+    ld a5, 72(sp)
+    ld a6, 80(sp)
+    ld a7, 88(sp)
+    ld t3, 96(sp)
+    ld t4, 104(sp)
+    ld t5, 112(sp)
+    ld t6, 120(sp)
+    addi sp, sp, 128
+    sret
+"#
+);
+
+extern "C" {
+    fn _start_hart1();
+    fn trap_entry();
+}
+
+// ---------------------------------------------------------------------------------------------- SBI
+
+const EXT_LEGACY_PUTCHAR: usize = 0x01;
+const EXT_LEGACY_SHUTDOWN: usize = 0x08;
+const EXT_TIME: usize = 0x5449_4D45;
+const EXT_HSM: usize = 0x48_534D;
+const EXT_SRST: usize = 0x5352_5354;
+const EXT_DBCN: usize = 0x4442_434E;
+
+fn sbi(ext: usize, fid: usize, a0: usize, a1: usize, a2: usize) -> (isize, usize) {
+    let (err, val): (usize, usize);
+    // SAFETY: an SBI call; the SEE only reads the argument registers and writes a0/a1.
+    unsafe {
+        asm!("ecall", inlateout("a0") a0 => err, inlateout("a1") a1 => val, in("a2") a2,
+             in("a6") fid, in("a7") ext);
+    }
+    (err as isize, val)
+}
+
+fn legacy(ext: usize, a0: usize) -> isize {
+    let ret: usize;
+    // SAFETY: a legacy SBI v0.1 call: a0 in, a0 out.
+    unsafe { asm!("ecall", inlateout("a0") a0 => ret, in("a7") ext) };
+    ret as isize
+}
+
+// ------------------------------------------------------------------------------------------ console
+
+const UART: usize = 0x1000_0000;
+
+struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let (err, _) = sbi(EXT_DBCN, 0, s.len(), s.as_ptr() as usize, 0);
+        if err != 0 {
+            // No DBCN: straight to the ns16550a.
+            for b in s.bytes() {
+                // SAFETY: UART0 is MMIO at a fixed address on QEMU virt; wait for THR empty, then write.
+                unsafe {
+                    while read_volatile((UART + 5) as *const u8) & 0x20 == 0 {}
+                    write_volatile(UART as *mut u8, b);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => {{ let _ = writeln!(Console, $($arg)*); }};
+}
+
+static FAILS: AtomicUsize = AtomicUsize::new(0);
+
+fn pass(name: &str) {
+    say!("BM-PASS {}", name);
+}
+
+fn fail(name: &str, why: &str) {
+    FAILS.fetch_add(1, Ordering::Relaxed);
+    say!("BM-FAIL {} {}", name, why);
+}
+
+// ------------------------------------------------------------------------------------- device tree
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// What the tests need from the device tree.
+struct Fdt {
+    bootargs: &'static [u8],
+    timebase: u64,
+    cpus: usize,
+    sstc: bool,
+    plic: bool,
+    aplic: bool,
+    virtio0: bool,
+}
+
+fn parse_fdt(addr: usize) -> Fdt {
+    let mut out = Fdt {
+        bootargs: b"",
+        timebase: 10_000_000,
+        cpus: 0,
+        sstc: false,
+        plic: false,
+        aplic: false,
+        virtio0: false,
+    };
+    // SAFETY: the VMM put a device tree of `totalsize` bytes at a1.
+    let head = unsafe { core::slice::from_raw_parts(addr as *const u8, 40) };
+    if be32(head, 0) != 0xd00d_feed {
+        return out;
+    }
+    let total = be32(head, 4) as usize;
+    // SAFETY: as above, now the whole blob.
+    let b: &'static [u8] = unsafe { core::slice::from_raw_parts(addr as *const u8, total) };
+    let off_struct = be32(b, 8) as usize;
+    let off_strings = be32(b, 12) as usize;
+    let mut at = off_struct;
+    let mut depth = 0usize;
+    let mut node: &[u8] = b"";
+    let mut parent_is_cpus = false;
+    let mut in_cpus = false;
+    while at + 4 <= b.len() {
+        let token = be32(b, at);
+        at += 4;
+        match token {
+            1 => {
+                let start = at;
+                while b[at] != 0 {
+                    at += 1;
+                }
+                node = &b[start..at];
+                at = (at + 4) & !3;
+                depth += 1;
+                if depth == 2 {
+                    in_cpus = node == b"cpus";
+                }
+                parent_is_cpus = in_cpus && depth == 3;
+                if parent_is_cpus && node.starts_with(b"cpu@") {
+                    out.cpus += 1;
+                }
+                if node.starts_with(b"plic@") {
+                    out.plic = true;
+                }
+                if node == b"interrupt-controller@d000000" {
+                    out.aplic = true;
+                }
+            }
+            2 => {
+                depth -= 1;
+                parent_is_cpus = false;
+            }
+            3 => {
+                let len = be32(b, at) as usize;
+                let name_off = be32(b, at + 4) as usize;
+                let value = &b[at + 8..at + 8 + len];
+                at = (at + 8 + len + 3) & !3;
+                let mut end = off_strings + name_off;
+                while b[end] != 0 {
+                    end += 1;
+                }
+                let name = &b[off_strings + name_off..end];
+                if node == b"chosen" && name == b"bootargs" {
+                    out.bootargs = value.strip_suffix(b"\0").unwrap_or(value);
+                }
+                if node == b"cpus" && name == b"timebase-frequency" && len == 4 {
+                    out.timebase = u64::from(be32(value, 0));
+                }
+                if parent_is_cpus && node == b"cpu@0" && name == b"riscv,isa" {
+                    out.sstc = value.windows(5).any(|w| w == b"_sstc");
+                }
+                if node == b"virtio_mmio@10001000" && name == b"reg" {
+                    out.virtio0 = true;
+                }
+            }
+            4 => {}
+            _ => break,
+        }
+    }
+    out
+}
+
+fn has_word(args: &[u8], word: &[u8]) -> bool {
+    args.split(|&c| c == b' ').any(|w| w == word)
+}
+
+fn word_value<'a>(args: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    args.split(|&c| c == b' ').find_map(|w| w.strip_prefix(key))
+}
+
+// ---------------------------------------------------------------------------------------- traps
+
+fn rdtime() -> u64 {
+    let t: u64;
+    // SAFETY: reads the time CSR.
+    unsafe { asm!("rdtime {}", out(reg) t) };
+    t
+}
+
+const SIE_STIE: usize = 1 << 5;
+const SIE_SEIE: usize = 1 << 9;
+const SCAUSE_TIMER: usize = (1 << 63) | 5;
+const SCAUSE_EXTERNAL: usize = (1 << 63) | 9;
+
+/// 0: SBI timer, 1: Sstc.
+static TIMER_MODE: AtomicUsize = AtomicUsize::new(0);
+static TICKS: AtomicUsize = AtomicUsize::new(0);
+static TICKS_WANTED: AtomicUsize = AtomicUsize::new(0);
+static TICK_PERIOD: AtomicU64 = AtomicU64::new(0);
+/// 0: PLIC, 1: APLIC + IMSIC.
+static EXT_MODE: AtomicUsize = AtomicUsize::new(0);
+static UART_CHAR: AtomicUsize = AtomicUsize::new(0);
+static EXT_IRQS: AtomicUsize = AtomicUsize::new(0);
+
+fn set_timer(at: u64) {
+    if TIMER_MODE.load(Ordering::Relaxed) == 1 {
+        // SAFETY: stimecmp (Sstc) only schedules the timer interrupt.
+        unsafe { asm!("csrw 0x14d, {}", in(reg) at) };
+    } else {
+        sbi(EXT_TIME, 0, at as usize, 0, 0);
+    }
+}
+
+const PLIC: usize = 0x0c00_0000;
+const APLIC: usize = 0x0d00_0000;
+const UART_IRQ: u32 = 10;
+
+#[no_mangle]
+extern "C" fn trap_handler() {
+    let scause: usize;
+    // SAFETY: reads scause.
+    unsafe { asm!("csrr {}, scause", out(reg) scause) };
+    match scause {
+        SCAUSE_TIMER => {
+            let n = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+            if n < TICKS_WANTED.load(Ordering::Relaxed) {
+                set_timer(rdtime() + TICK_PERIOD.load(Ordering::Relaxed));
+            } else {
+                set_timer(u64::MAX);
+            }
+        }
+        SCAUSE_EXTERNAL => {
+            EXT_IRQS.fetch_add(1, Ordering::Relaxed);
+            let id = if EXT_MODE.load(Ordering::Relaxed) == 0 {
+                // SAFETY: PLIC context 0 claim register.
+                unsafe { read_volatile((PLIC + 0x20_0004) as *const u32) }
+            } else {
+                let v: usize;
+                // SAFETY: claim the top IMSIC interrupt (stopei).
+                unsafe { asm!("csrrw {}, 0x15c, zero", out(reg) v) };
+                (v >> 16) as u32
+            };
+            // SAFETY: drain the UART receive FIFO.
+            unsafe {
+                while read_volatile((UART + 5) as *const u8) & 1 != 0 {
+                    UART_CHAR.store(read_volatile(UART as *const u8) as usize, Ordering::Relaxed);
+                }
+            }
+            if EXT_MODE.load(Ordering::Relaxed) == 0 && id != 0 {
+                // SAFETY: PLIC completion.
+                unsafe { write_volatile((PLIC + 0x20_0004) as *mut u32, id) };
+            }
+        }
+        other => {
+            let (sepc, stval): (usize, usize);
+            // SAFETY: read the trap CSRs for the report.
+            unsafe {
+                asm!("csrr {}, sepc", out(reg) sepc);
+                asm!("csrr {}, stval", out(reg) stval);
+            }
+            say!("BM-FAIL trap scause={:#x} sepc={:#x} stval={:#x}", other, sepc, stval);
+            finish(b"srst-fail");
+        }
+    }
+}
+
+fn enable_interrupts(sie: usize) {
+    // SAFETY: set the interrupt enables and the global S-mode enable; the trap vector is installed.
+    unsafe {
+        asm!("csrs sie, {}", in(reg) sie);
+        asm!("csrsi sstatus, 2");
+    }
+}
+
+fn disable_interrupts() {
+    // SAFETY: clear the global enable.
+    unsafe { asm!("csrci sstatus, 2") };
+}
+
+fn wait_until(deadline: u64, done: impl Fn() -> bool) -> bool {
+    while rdtime() < deadline {
+        if done() {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    done()
+}
+
+// ---------------------------------------------------------------------------------------- tests
+
+fn test_timer(name: &str, mode: usize, tb: u64) {
+    TIMER_MODE.store(mode, Ordering::Relaxed);
+    TICKS.store(0, Ordering::Relaxed);
+    TICKS_WANTED.store(5, Ordering::Relaxed);
+    TICK_PERIOD.store(tb / 100, Ordering::Relaxed); // 10 ms
+    let start = rdtime();
+    set_timer(start + tb / 100);
+    enable_interrupts(SIE_STIE);
+    let ok = wait_until(start + 5 * tb, || TICKS.load(Ordering::Relaxed) >= 5);
+    disable_interrupts();
+    set_timer(u64::MAX);
+    let elapsed_ms = (rdtime() - start) * 1000 / tb;
+    if ok && elapsed_ms >= 40 {
+        say!("BM-PASS {} ticks=5 ms={}", name, elapsed_ms);
+    } else {
+        say!("BM-FAIL {} ticks={} ms={}", name, TICKS.load(Ordering::Relaxed), elapsed_ms);
+        FAILS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn rtc_ns() -> u64 {
+    // SAFETY: Goldfish RTC registers; TIME_LOW first latches TIME_HIGH.
+    unsafe {
+        let low = read_volatile(0x10_1000 as *const u32);
+        let high = read_volatile(0x10_1004 as *const u32);
+        (u64::from(high) << 32) | u64::from(low)
+    }
+}
+
+fn test_rtc(tb: u64) {
+    let t1 = rtc_ns();
+    let start = rdtime();
+    wait_until(start + tb / 5, || false); // 200 ms
+    let t2 = rtc_ns();
+    let delta_ms = t2.saturating_sub(t1) / 1_000_000;
+    // After 2020-01-01 and advancing about as far as the timer did.
+    if t1 > 1_577_836_800_000_000_000 && (100..5000).contains(&delta_ms) {
+        say!("BM-PASS rtc seconds={} delta_ms={}", t2 / 1_000_000_000, delta_ms);
+    } else {
+        say!("BM-FAIL rtc t1={} t2={} delta_ms={}", t1, t2, delta_ms);
+        FAILS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+static HART1_SEEN: AtomicUsize = AtomicUsize::new(0);
+
+#[no_mangle]
+extern "C" fn hart1_main(hartid: usize, opaque: usize) {
+    HART1_SEEN.store(opaque + hartid, Ordering::SeqCst);
+    sbi(EXT_HSM, 1, 0, 0, 0); // HART_STOP: does not return on success
+}
+
+fn test_hsm(tb: u64) {
+    let (err, _) = sbi(EXT_HSM, 0, 1, _start_hart1 as *const () as usize, 0x1000);
+    if err != 0 {
+        return fail("hsm", "hart_start failed");
+    }
+    let ok = wait_until(rdtime() + 2 * tb, || HART1_SEEN.load(Ordering::SeqCst) == 0x1001);
+    // HART_GET_STATUS: 1 = STOPPED once it has stopped itself.
+    let stopped = wait_until(rdtime() + 2 * tb, || sbi(EXT_HSM, 2, 1, 0, 0) == (0, 1));
+    if ok && stopped {
+        pass("hsm hart1-ran-and-stopped");
+    } else {
+        fail("hsm", if ok { "hart1 did not stop" } else { "hart1 never ran" });
+    }
+}
+
+const VIRTIO0: usize = 0x1000_1000;
+const QSIZE: usize = 8;
+
+#[repr(C, align(4096))]
+struct VirtQueue {
+    desc: [[u64; 2]; QSIZE],
+    avail: [u16; 3 + QSIZE],
+    _pad: [u8; 2048],
+    used_flags: u16,
+    used_idx: u16,
+    used_ring: [[u32; 2]; QSIZE],
+}
+
+#[repr(C, align(16))]
+struct BlkRequest {
+    kind: u32,
+    reserved: u32,
+    sector: u64,
+    data: [u8; 512],
+    status: u8,
+}
+
+static mut QUEUE: VirtQueue = VirtQueue {
+    desc: [[0; 2]; QSIZE],
+    avail: [0; 3 + QSIZE],
+    _pad: [0; 2048],
+    used_flags: 0,
+    used_idx: 0,
+    used_ring: [[0; 2]; QSIZE],
+};
+static mut REQ: BlkRequest = BlkRequest {
+    kind: 0,
+    reserved: 0,
+    sector: 0,
+    data: [0; 512],
+    status: 0xff,
+};
+
+fn mmio_r(off: usize) -> u32 {
+    // SAFETY: virtio-mmio slot 0 register.
+    unsafe { read_volatile((VIRTIO0 + off) as *const u32) }
+}
+
+fn mmio_w(off: usize, v: u32) {
+    // SAFETY: virtio-mmio slot 0 register.
+    unsafe { write_volatile((VIRTIO0 + off) as *mut u32, v) }
+}
+
+fn test_virtio_blk(tb: u64) {
+    if mmio_r(0) != 0x7472_6976 || mmio_r(4) != 2 || mmio_r(8) != 2 {
+        return fail("virtio-blk", "no modern virtio-blk in slot 0");
+    }
+    mmio_w(0x70, 0);
+    mmio_w(0x70, 1 | 2);
+    mmio_w(0x14, 1);
+    if mmio_r(0x10) & 1 == 0 {
+        return fail("virtio-blk", "no VIRTIO_F_VERSION_1");
+    }
+    mmio_w(0x24, 1);
+    mmio_w(0x20, 1);
+    mmio_w(0x24, 0);
+    mmio_w(0x20, 0);
+    mmio_w(0x70, 1 | 2 | 8);
+    if mmio_r(0x70) & 8 == 0 {
+        return fail("virtio-blk", "FEATURES_OK refused");
+    }
+    mmio_w(0x30, 0);
+    if (mmio_r(0x34) as usize) < QSIZE {
+        return fail("virtio-blk", "queue too small");
+    }
+    mmio_w(0x38, QSIZE as u32);
+    let (q, req) = (&raw mut QUEUE, &raw mut REQ);
+    let qa = q as usize;
+    let desc = qa;
+    let avail = qa + core::mem::offset_of!(VirtQueue, avail);
+    let used = qa + core::mem::offset_of!(VirtQueue, used_flags);
+    for (off, v) in [(0x80, desc), (0x90, avail), (0xa0, used)] {
+        mmio_w(off, v as u32);
+        mmio_w(off + 4, (v >> 32) as u32);
+    }
+    mmio_w(0x44, 1);
+    mmio_w(0x70, 1 | 2 | 8 | 4);
+    let r = req as usize;
+    // SAFETY: the descriptors point at REQ; the device writes only the data and status parts.
+    unsafe {
+        let d = &raw mut (*q).desc;
+        // addr, then len | flags << 32 | next << 48 (little-endian layout of a virtq_desc).
+        (*d)[0] = [r as u64, 16 | (1u64 << 32) | (1u64 << 48)];
+        (*d)[1] = [(r + 16) as u64, 512 | (3u64 << 32) | (2u64 << 48)];
+        (*d)[2] = [(r + 16 + 512) as u64, 1 | (2u64 << 32)];
+        let a = &raw mut (*q).avail;
+        write_volatile(&raw mut (*a)[2], 0);
+        fence(Ordering::SeqCst);
+        write_volatile(&raw mut (*a)[1], 1);
+        fence(Ordering::SeqCst);
+    }
+    mmio_w(0x50, 0);
+    // SAFETY: the device updates used_idx; read it volatile.
+    let done = wait_until(rdtime() + 5 * tb, || unsafe {
+        read_volatile(&raw const (*q).used_idx) == 1
+    });
+    // SAFETY: the request completed (or timed out); read what the device wrote.
+    let (status, data) = unsafe { (read_volatile(&raw const (*req).status), &(*req).data) };
+    let want = b"RVVMM-BAREMETAL-DISK";
+    if done && status == 0 && &data[..want.len()] == want {
+        pass("virtio-blk read-sector0");
+    } else {
+        say!("BM-FAIL virtio-blk done={} status={}", done, status);
+        FAILS.fetch_add(1, Ordering::Relaxed);
+    }
+    mmio_w(0x70, 0);
+}
+
+fn test_uart_irq(fdt: &Fdt, tb: u64) {
+    // SAFETY: UART0: enable the receive-data interrupt.
+    unsafe { write_volatile((UART + 1) as *mut u8, 1) };
+    let name = if fdt.aplic {
+        EXT_MODE.store(1, Ordering::Relaxed);
+        // SAFETY: APLIC (MSI mode) and this hart's IMSIC S-file through its indirect CSRs.
+        unsafe {
+            // IMSIC: eidelivery = 1, eithreshold = 0, enable identity 10.
+            asm!("csrw 0x150, {}", "csrw 0x151, {}", in(reg) 0x70usize, in(reg) 1usize);
+            asm!("csrw 0x150, {}", "csrw 0x151, {}", in(reg) 0x72usize, in(reg) 0usize);
+            asm!("csrw 0x150, {}", "csrs 0x151, {}", in(reg) 0xc0usize, in(reg) 1usize << 10);
+            let src = UART_IRQ as usize;
+            write_volatile((APLIC + 0x4 * src) as *mut u32, 6); // sourcecfg: level high
+            write_volatile((APLIC + 0x3000 + 4 * src) as *mut u32, UART_IRQ); // hart 0, EIID 10
+            write_volatile(APLIC as *mut u32, (1 << 8) | (1 << 2)); // domaincfg: IE, MSI mode
+            write_volatile((APLIC + 0x1edc) as *mut u32, UART_IRQ); // setienum
+        }
+        "uart-irq-aplic"
+    } else if fdt.plic {
+        EXT_MODE.store(0, Ordering::Relaxed);
+        // SAFETY: PLIC: priority of source 10, enable it for context 0, threshold 0.
+        unsafe {
+            write_volatile((PLIC + 4 * UART_IRQ as usize) as *mut u32, 1);
+            write_volatile((PLIC + 0x2000) as *mut u32, 1 << UART_IRQ);
+            write_volatile((PLIC + 0x20_0000) as *mut u32, 0);
+        }
+        "uart-irq-plic"
+    } else {
+        return fail("uart-irq", "no PLIC or APLIC in the device tree");
+    };
+    enable_interrupts(SIE_SEIE);
+    let ok = wait_until(rdtime() + 20 * tb, || UART_CHAR.load(Ordering::Relaxed) != 0);
+    disable_interrupts();
+    let c = UART_CHAR.load(Ordering::Relaxed) as u8;
+    if ok {
+        say!("BM-PASS {} char={} irqs={}", name, c as char, EXT_IRQS.load(Ordering::Relaxed));
+    } else {
+        say!("BM-FAIL {} no receive interrupt", name);
+        FAILS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn finish(how: &[u8]) -> ! {
+    say!("BM-DONE fails={} exit={}", FAILS.load(Ordering::Relaxed), core::str::from_utf8(how).unwrap_or("?"));
+    match how {
+        b"srst-reboot" => {
+            sbi(EXT_SRST, 0, 1, 0, 0);
+        }
+        b"srst-fail" => {
+            sbi(EXT_SRST, 0, 0, 1, 0);
+        }
+        b"legacy-shutdown" => {
+            legacy(EXT_LEGACY_SHUTDOWN, 0);
+        }
+        // SAFETY: the sifive,test finisher.
+        b"test-pass" => unsafe { write_volatile(0x10_0000 as *mut u32, 0x5555) },
+        // SAFETY: as above, with failure code 7.
+        b"test-fail" => unsafe { write_volatile(0x10_0000 as *mut u32, (7 << 16) | 0x3333) },
+        b"spin" => loop {
+            core::hint::spin_loop();
+        },
+        _ => {
+            sbi(EXT_SRST, 0, 0, 0, 0);
+        }
+    }
+    say!("BM-FAIL exit {} returned", core::str::from_utf8(how).unwrap_or("?"));
+    loop {
+        // SAFETY: idle forever.
+        unsafe { asm!("wfi") };
+    }
+}
+
+#[no_mangle]
+extern "C" fn boot_main(hartid: usize, fdt_addr: usize) -> ! {
+    // SAFETY: direct-mode trap vector.
+    unsafe { asm!("csrw stvec, {}", in(reg) trap_entry as *const () as usize) };
+    let fdt = parse_fdt(fdt_addr);
+    let (err, _) = sbi(EXT_DBCN, 0, 0, 0, 0);
+    say!(
+        "BM-START hart={} fdt={:#x} cpus={} sstc={} plic={} aplic={} args={}",
+        hartid,
+        fdt_addr,
+        fdt.cpus,
+        fdt.sstc,
+        fdt.plic,
+        fdt.aplic,
+        core::str::from_utf8(fdt.bootargs).unwrap_or("?")
+    );
+    if err == 0 {
+        pass("dbcn-console");
+    } else {
+        fail("dbcn-console", "DBCN write failed");
+    }
+    if has_word(fdt.bootargs, b"legacy") {
+        let mut bad = 0;
+        for &c in b"BM-LEGACY-CONSOLE-HELLO\n" {
+            if legacy(EXT_LEGACY_PUTCHAR, c as usize) != 0 {
+                bad += 1;
+            }
+        }
+        if bad == 0 {
+            pass("legacy-console");
+        } else {
+            fail("legacy-console", "putchar returned an error");
+        }
+    }
+    let tb = fdt.timebase;
+    test_timer("timer-sbi", 0, tb);
+    if fdt.sstc {
+        test_timer("timer-sstc", 1, tb);
+    }
+    test_rtc(tb);
+    if fdt.cpus >= 2 {
+        test_hsm(tb);
+    }
+    if fdt.virtio0 {
+        test_virtio_blk(tb);
+    }
+    if has_word(fdt.bootargs, b"uart-irq") {
+        test_uart_irq(&fdt, tb);
+    }
+    finish(word_value(fdt.bootargs, b"exit=").unwrap_or(b"srst-shutdown"))
+}
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    say!("BM-FAIL panic");
+    finish(b"srst-fail")
+}

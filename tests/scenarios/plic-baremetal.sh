@@ -1,0 +1,2 @@
+# The bare-metal checks with --irqchip plic on an AIA host.
+RVVMM_EXTRA="--irqchip plic" . /scenarios/baremetal.sh
