@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use arch::layout::{DRAM_BASE, RAW_KERNEL_OFFSET};
 use goblin::elf::header::{EM_RISCV, ET_EXEC};
-use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::program_header::{ProgramHeader, PT_LOAD};
 use goblin::elf::Elf;
 
 use crate::kernel::{ImageError, ImageHeader, HEADER_SIZE, MAGIC2};
@@ -105,7 +105,8 @@ pub enum LoaderError {
     #[error("ELF has no loadable (PT_LOAD) segment")]
     NoSegments,
     /// A segment's file range runs past the end of the file.
-    #[error("truncated file: segment at {addr:#x} needs file bytes {offset:#x}..{end:#x}, the file has {len:#x}")]
+    #[error("truncated file: {} needs file bytes {offset:#x}..{end:#x}, the file has {len:#x}",
+        if *addr == 0 { "the program header table".to_string() } else { format!("the segment at {addr:#x}") })]
     Truncated {
         /// The segment's address.
         addr: u64,
@@ -228,19 +229,45 @@ fn place_elf(file: &[u8], ram: (u64, u64)) -> Result<KernelPlacement, LoaderErro
             return Err(LoaderError::WrongMachine(machine));
         }
     }
-    let elf = Elf::parse(file).map_err(|e| LoaderError::BadElf(e.to_string()))?;
-    if !elf.is_64 {
+    // Only the ELF header and the program headers matter for loading (section headers may be stripped).
+    let header = Elf::parse_header(file).map_err(|e| LoaderError::BadElf(e.to_string()))?;
+    let container = header
+        .container()
+        .map_err(|e| LoaderError::BadElf(e.to_string()))?;
+    if !container.is_big() {
         return Err(LoaderError::WrongClass);
     }
-    if !elf.little_endian {
+    let endian = header
+        .endianness()
+        .map_err(|e| LoaderError::BadElf(e.to_string()))?;
+    if !endian.is_little() {
         return Err(LoaderError::BadElf("big-endian".into()));
     }
-    if elf.header.e_type != ET_EXEC {
-        return Err(LoaderError::NotExecutable(elf.header.e_type));
+    if header.e_type != ET_EXEC {
+        return Err(LoaderError::NotExecutable(header.e_type));
     }
     let len = file.len() as u64;
+    let ph_end = header
+        .e_phoff
+        .saturating_add(u64::from(header.e_phnum) * u64::from(header.e_phentsize));
+    if ph_end > len {
+        return Err(LoaderError::Truncated {
+            addr: 0,
+            offset: header.e_phoff,
+            end: ph_end,
+            len,
+        });
+    }
+    let ctx = goblin::container::Ctx::new(container, endian);
+    let program_headers = ProgramHeader::parse(
+        file,
+        header.e_phoff as usize,
+        usize::from(header.e_phnum),
+        ctx,
+    )
+    .map_err(|e| LoaderError::BadElf(e.to_string()))?;
     let mut segments: Vec<Segment> = Vec::new();
-    for ph in elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
+    for ph in program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
         if ph.p_memsz == 0 {
             continue;
         }
@@ -282,7 +309,7 @@ fn place_elf(file: &[u8], ram: (u64, u64)) -> Result<KernelPlacement, LoaderErro
         .map(|s| s.addr + s.mem_size)
         .max()
         .unwrap_or(start);
-    let entry = elf.entry;
+    let entry = header.e_entry;
     in_ram("entry point", entry, 1, ram)?;
     Ok(KernelPlacement {
         format: KernelFormat::Elf,
@@ -404,10 +431,16 @@ pub(crate) mod tests {
             pk(&f, None, 0, RAM),
             Err(LoaderError::Truncated { .. })
         ));
-        // Truncated inside the headers.
+        // Truncated inside the program headers, and inside the ELF header.
         let f = elf(EM_RISCV, 2, 0x8020_0000, &[(0x8020_0000, 0x100, 0x100)]);
+        let e = pk(&f[..70], None, 0, RAM).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("truncated file: the program header table"),
+            "{e}"
+        );
         assert!(matches!(
-            pk(&f[..70], None, 0, RAM),
+            pk(&f[..40], None, 0, RAM),
             Err(LoaderError::BadElf(_))
         ));
         // No PT_LOAD.

@@ -448,7 +448,8 @@ const QSIZE: usize = 8;
 struct VirtQueue {
     desc: [[u64; 2]; QSIZE],
     avail: [u16; 3 + QSIZE],
-    _pad: [u8; 2048],
+    /// The used ring starts at 2048 (it must be 4-byte aligned).
+    _pad: [u8; 2048 - 16 * QSIZE - 2 * (3 + QSIZE)],
     used_flags: u16,
     used_idx: u16,
     used_ring: [[u32; 2]; QSIZE],
@@ -466,7 +467,7 @@ struct BlkRequest {
 static mut QUEUE: VirtQueue = VirtQueue {
     desc: [[0; 2]; QSIZE],
     avail: [0; 3 + QSIZE],
-    _pad: [0; 2048],
+    _pad: [0; 2048 - 16 * QSIZE - 2 * (3 + QSIZE)],
     used_flags: 0,
     used_idx: 0,
     used_ring: [[0; 2]; QSIZE],
@@ -555,8 +556,6 @@ fn test_virtio_blk(tb: u64) {
 }
 
 fn test_uart_irq(fdt: &Fdt, tb: u64) {
-    // SAFETY: UART0: enable the receive-data interrupt.
-    unsafe { write_volatile((UART + 1) as *mut u8, 1) };
     let name = if fdt.aplic {
         EXT_MODE.store(1, Ordering::Relaxed);
         // SAFETY: APLIC (MSI mode) and this hart's IMSIC S-file through its indirect CSRs.
@@ -585,6 +584,8 @@ fn test_uart_irq(fdt: &Fdt, tb: u64) {
         return fail("uart-irq", "no PLIC or APLIC in the device tree");
     };
     enable_interrupts(SIE_SEIE);
+    // SAFETY: UART0: enable the receive-data interrupt, now that the interrupt controller is set up.
+    unsafe { write_volatile((UART + 1) as *mut u8, 1) };
     let ok = wait_until(rdtime() + 20 * tb, || UART_CHAR.load(Ordering::Relaxed) != 0);
     disable_interrupts();
     let c = UART_CHAR.load(Ordering::Relaxed) as u8;
@@ -608,10 +609,17 @@ fn finish(how: &[u8]) -> ! {
         b"legacy-shutdown" => {
             legacy(EXT_LEGACY_SHUTDOWN, 0);
         }
+        // The finisher's write is acted on by the VMM, not by this hart: wait for the end.
         // SAFETY: the sifive,test finisher.
-        b"test-pass" => unsafe { write_volatile(0x10_0000 as *mut u32, 0x5555) },
+        b"test-pass" => unsafe {
+            write_volatile(0x10_0000 as *mut u32, 0x5555);
+            idle()
+        },
         // SAFETY: as above, with failure code 7.
-        b"test-fail" => unsafe { write_volatile(0x10_0000 as *mut u32, (7 << 16) | 0x3333) },
+        b"test-fail" => unsafe {
+            write_volatile(0x10_0000 as *mut u32, (7 << 16) | 0x3333);
+            idle()
+        },
         b"spin" => loop {
             core::hint::spin_loop();
         },
@@ -620,8 +628,12 @@ fn finish(how: &[u8]) -> ! {
         }
     }
     say!("BM-FAIL exit {} returned", core::str::from_utf8(how).unwrap_or("?"));
+    idle()
+}
+
+fn idle() -> ! {
     loop {
-        // SAFETY: idle forever.
+        // SAFETY: wait for interrupts, forever.
         unsafe { asm!("wfi") };
     }
 }
