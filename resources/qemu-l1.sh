@@ -48,9 +48,9 @@ if [ -n "$ptdir" ]; then
   append="$append rvvmm.pt_disk_sha256=$(sha256sum "$disk" | cut -d' ' -f1)"
   extra+=(-device riscv-iommu-pci
     -drive "file=$disk,if=none,id=ptdisk,format=raw,cache=writethrough"
-    -device virtio-blk-pci,drive=ptdisk,disable-legacy=on
+    -device virtio-blk-pci,drive=ptdisk,disable-legacy=on,iommu_platform=on
     -netdev "user,id=ptnet,net=10.0.2.0/24,guestfwd=tcp:10.0.2.100:7777-cmd:cat"
-    -device virtio-net-pci,netdev=ptnet,disable-legacy=on,mac=52:54:00:12:34:56,romfile=)
+    -device virtio-net-pci,netdev=ptnet,disable-legacy=on,iommu_platform=on,mac=52:54:00:12:34:56,romfile=)
 fi
 exec qemu-system-riscv64 -machine "$mopt" -cpu rv64 -smp "$smp" -m "$mem" -nographic -no-reboot \
   "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \

@@ -677,6 +677,7 @@ impl PciDevice for VfioPciDevice {
         }
         if let Some(s) = self.bar_state.get(&bar) {
             if offset + data.len() as u64 <= s.size {
+                log::trace!("{}: BAR {bar} write {offset:#x} {data:x?}", self.bdf);
                 self.device.region_write(s.region, data, offset);
             }
         }
