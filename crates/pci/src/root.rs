@@ -67,32 +67,30 @@ impl PciBus {
         self.slots.get(usize::from(slot))?.as_ref()
     }
 
+    /// The device a configuration access of `len` bytes at ECAM `offset` reaches, and the offset in its
+    /// configuration space: bus 0, function 0 of a populated slot, a valid access size and alignment.
+    fn config_target(&self, offset: u64, len: usize) -> Option<(&SharedPciDevice, u16)> {
+        let a = ecam::decode(offset)?;
+        if a.bus != 0 || a.function != 0 || !valid_access(a.offset, len) {
+            return None;
+        }
+        Some((self.device(a.device)?, a.offset))
+    }
+
     fn config_read(&self, offset: u64, data: &mut [u8]) {
         data.fill(0xff); // no device answers: all-ones, as on real hardware
-        let Some(a) = ecam::decode(offset) else {
-            return;
-        };
-        if a.bus != 0 || a.function != 0 || !valid_access(a.offset, data.len()) {
-            return;
-        }
-        if let Some(d) = self.device(a.device) {
+        if let Some((d, reg)) = self.config_target(offset, data.len()) {
             d.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .config_read(a.offset, data);
+                .config_read(reg, data);
         }
     }
 
     fn config_write(&self, offset: u64, data: &[u8]) {
-        let Some(a) = ecam::decode(offset) else {
-            return;
-        };
-        if a.bus != 0 || a.function != 0 || !valid_access(a.offset, data.len()) {
-            return;
-        }
-        if let Some(d) = self.device(a.device) {
+        if let Some((d, reg)) = self.config_target(offset, data.len()) {
             d.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .config_write(a.offset, data);
+                .config_write(reg, data);
         }
     }
 
