@@ -91,6 +91,7 @@ extern "C" {
 
 // ---------------------------------------------------------------------------------------------- SBI
 
+const EXT_LEGACY_SET_TIMER: usize = 0x00;
 const EXT_LEGACY_PUTCHAR: usize = 0x01;
 const EXT_LEGACY_SHUTDOWN: usize = 0x08;
 const EXT_TIME: usize = 0x5449_4D45;
@@ -277,7 +278,7 @@ const SIE_SEIE: usize = 1 << 9;
 const SCAUSE_TIMER: usize = (1 << 63) | 5;
 const SCAUSE_EXTERNAL: usize = (1 << 63) | 9;
 
-/// 0: SBI timer, 1: Sstc.
+/// 0: SBI TIME, 1: Sstc, 2: legacy SBI v0.1 set_timer.
 static TIMER_MODE: AtomicUsize = AtomicUsize::new(0);
 static TICKS: AtomicUsize = AtomicUsize::new(0);
 static TICKS_WANTED: AtomicUsize = AtomicUsize::new(0);
@@ -288,11 +289,15 @@ static UART_CHAR: AtomicUsize = AtomicUsize::new(0);
 static EXT_IRQS: AtomicUsize = AtomicUsize::new(0);
 
 fn set_timer(at: u64) {
-    if TIMER_MODE.load(Ordering::Relaxed) == 1 {
+    match TIMER_MODE.load(Ordering::Relaxed) {
         // SAFETY: stimecmp (Sstc) only schedules the timer interrupt.
-        unsafe { asm!("csrw 0x14d, {}", in(reg) at) };
-    } else {
-        sbi(EXT_TIME, 0, at as usize, 0, 0);
+        1 => unsafe { asm!("csrw 0x14d, {}", in(reg) at) },
+        2 => {
+            legacy(EXT_LEGACY_SET_TIMER, at as usize);
+        }
+        _ => {
+            sbi(EXT_TIME, 0, at as usize, 0, 0);
+        }
     }
 }
 
@@ -671,6 +676,7 @@ extern "C" fn boot_main(hartid: usize, fdt_addr: usize) -> ! {
         } else {
             fail("legacy-console", "putchar returned an error");
         }
+        test_timer("timer-legacy", 2, fdt.timebase);
     }
     let tb = fdt.timebase;
     test_timer("timer-sbi", 0, tb);
