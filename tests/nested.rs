@@ -47,6 +47,7 @@ const PLIC_SCENARIOS: &[&str] = &[
     "console",
     "disk",
     "net",
+    "baremetal",
 ];
 
 /// Scenarios run on an AIA host booted with the project-built kernel (VFIO, legacy SBI) and PCI devices
@@ -215,6 +216,7 @@ fn bad_input_gets_one_error_line_and_the_right_status() {
             "cannot read kernel /nonexistent/Image",
         ),
         ("kernel-is-directory", "1", "not a regular file"),
+        ("truncated-elf", "1", "truncated file"),
         ("not-an-image", "1", "not a RISC-V Linux Image"),
         ("missing-initrd", "1", "cannot read initrd"),
         ("does-not-fit", "1", "do not fit in --memory"),

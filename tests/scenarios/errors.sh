@@ -21,7 +21,9 @@ mkdir -p adir
 head -c 100000 /bin/busybox >notimage
 case_ missing-kernel 1 --kernel /nonexistent/Image
 case_ kernel-is-directory 1 --kernel ./adir
-case_ not-an-image 1 --kernel ./notimage
+case_ truncated-elf 1 --kernel ./notimage
+echo 'this is not a kernel, but it is long enough to have a 64-byte header, or so one hopes' >notakernel
+case_ not-an-image 1 --kernel ./notakernel --kernel-format image
 case_ missing-initrd 1 --kernel "$GK" --initrd /nonexistent/initrd
 case_ does-not-fit 1 --kernel "$GK" --initrd "$GI" --memory 32M
 case_ too-many-cores 1 --kernel "$GK" --cores 64
