@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Install what the L0 (x86_64 Debian 12) machine needs to build rvvmm for riscv64 and to run the nested
 # bench: QEMU 10 (bookworm-backports), the riscv64 cross gcc, the Rust riscv64 target, and apt access to
-# riscv64 Debian packages (trixie, sid) for kernels and busybox. Idempotent: does nothing when all is there.
+# riscv64 Debian packages (trixie, sid) for kernels and busybox, and the tools that build the project's L1
+# kernel (resources/build-l1-kernel.sh). Idempotent: does nothing when all is there.
 set -euo pipefail
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+# The second line: what resources/build-l1-kernel.sh needs to build the project's L1 kernel.
 HOST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross cpio kmod xz-utils device-tree-compiler
-  e2fsprogs)
+  e2fsprogs
+  make gcc libc6-dev flex bison bc libelf-dev libssl-dev patch)
 log() { echo "[setup-host] $*" >&2; }
 
 have_all() {
   command -v qemu-system-riscv64 >/dev/null || return 1
   qemu-system-riscv64 --version | grep -qE 'version (9|[1-9][0-9])\.' || return 1
-  for p in "${HOST_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || return 1; done
+  # Installed, not merely known to dpkg (a removed package keeps a "config-files" entry).
+  for p in "${HOST_PKGS[@]}"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || return 1
+  done
   dpkg --print-foreign-architectures | grep -qx riscv64 || return 1
   [ -f /etc/apt/sources.list.d/rvvmm-riscv64.sources ] || return 1
   apt-cache policy busybox-static:riscv64 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null || return 1
