@@ -11,8 +11,10 @@
 #                                  /bin/rvvmm and /scenarios/*.sh (Linux unpacks concatenated archives).
 # Environment:
 #   RVVMM_CACHE       default <repo>/.cache
-#   RVVMM_L1_KERNEL   trixie (default) | sid | /absolute/path/to/Image (self-built; <name> is
-#                     custom-<12 hex digits of the path's hash>; no modules: KVM must be built in)
+#   RVVMM_L1_KERNEL   trixie (default) | sid | vfio | /absolute/path/to/Image (self-built; <name> is
+#                     custom-<12 hex digits of the path's hash>; no modules: KVM must be built in).
+#                     vfio: the project-built kernel (resources/build-l1-kernel.sh, built here if it is not
+#                     in its cache), used through its Image path.
 # Each output has a <output>.stamp holding the hash of its inputs; it is rebuilt only when that changes.
 # Prints KEY=path lines on stdout (eval-able); progress goes to stderr.
 set -euo pipefail
@@ -57,6 +59,9 @@ link_or_copy() {
   ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"
 }
 
+if [ "$L1_KERNEL" = vfio ]; then
+  L1_KERNEL=$("$RES/build-l1-kernel.sh" | tail -n 1) || die "RVVMM_L1_KERNEL=vfio: resources/build-l1-kernel.sh failed"
+fi
 case "$L1_KERNEL" in
   trixie | sid) L1_NAME=$L1_KERNEL CUSTOM=0 ;;
   /*)
@@ -64,7 +69,7 @@ case "$L1_KERNEL" in
     L1_NAME=custom-$(echo "$L1_KERNEL" | sha256sum | cut -c1-12) # as rvvmm_l1_kernel_name in common.sh
     CUSTOM=1
     ;;
-  *) die "RVVMM_L1_KERNEL must be trixie, sid or an absolute path to a kernel Image (got '$L1_KERNEL')" ;;
+  *) die "RVVMM_L1_KERNEL must be trixie, sid, vfio or an absolute path to a kernel Image (got '$L1_KERNEL')" ;;
 esac
 for t in apt-get apt-cache dpkg-deb depmod cpio xz gzip flock; do
   command -v "$t" >/dev/null || die "$t not found: run resources/setup-host.sh"
