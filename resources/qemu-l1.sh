@@ -2,12 +2,18 @@
 # Boot the L1 riscv64 host under qemu-system-riscv64 (TCG) with the composed initramfs.
 # Usage: qemu-l1.sh [--machine aia|plic] [--smp N] [--mem SIZE] [--append "k=v ..."] [--interactive]
 #                   [--pci-passthrough DIR]
-# --pci-passthrough DIR gives L1 a RISC-V IOMMU (riscv-iommu-pci) with two PCI devices behind it for VFIO
-# tests: a virtio-blk-pci disk backed by DIR/pt-disk.img (64 MiB of fresh random data, written here; its
-# sha256 goes to L1's command line as rvvmm.pt_disk_sha256=) and a virtio-net-pci card on QEMU's user-mode
-# network (DHCP 10.0.2.15, gateway 10.0.2.2; a TCP echo service, `cat` run by QEMU, at 10.0.2.100:7777).
-# Both are modern-only (disable-legacy=on: memory BARs, MSI-X). Needs the project-built L1 kernel.
-# Defaults come from RVVMM_L1_MACHINE (aia), RVVMM_L1_SMP (2), RVVMM_L1_MEM (4G), RVVMM_L1_KERNEL (trixie).
+# --pci-passthrough DIR gives L1 a RISC-V IOMMU (riscv-iommu-pci, L1's 0000:00:01.0) with two PCI devices
+# behind it for VFIO tests, each in an IOMMU group of its own:
+#   0000:00:02.0 virtio-blk-pci (1af4:1042), backed by DIR/pt-disk.img: the file as it is (the test runner
+#                writes known data there before each boot), or 64 MiB of fresh random data when it does
+#                not exist. Its sha256 at boot goes to DIR/pt-disk.img.sha256 and to L1's command line as
+#                rvvmm.pt_disk_sha256=.
+#   0000:00:03.0 virtio-net-pci (1af4:1041, MAC 52:54:00:12:34:56) on QEMU's user-mode network (DHCP
+#                10.0.2.15, gateway 10.0.2.2; a TCP echo service, `cat` run by QEMU, at 10.0.2.100:7777).
+# Both are modern-only (disable-legacy=on: memory BARs, MSI-X) and iommu_platform=on (else QEMU's virtio
+# devices bypass the IOMMU). Needs an L1 kernel with the RISC-V IOMMU driver: RVVMM_L1_KERNEL=vfio.
+# Defaults come from RVVMM_L1_MACHINE (aia), RVVMM_L1_SMP (2), RVVMM_L1_MEM (4G), RVVMM_L1_KERNEL (trixie),
+# RVVMM_L1_PCI (DIR for --pci-passthrough; none).
 # --interactive moves QEMU's escape key to Ctrl-] so that Ctrl-A reaches rvvmm inside L1.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -16,7 +22,7 @@ smp=${RVVMM_L1_SMP:-2}
 mem=${RVVMM_L1_MEM:-4G}
 append=""
 interactive=0
-ptdir=""
+ptdir=${RVVMM_L1_PCI:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --machine) machine=$2; shift 2 ;;
@@ -44,13 +50,14 @@ extra=()
 if [ -n "$ptdir" ]; then
   mkdir -p "$ptdir"
   disk="$ptdir/pt-disk.img"
-  head -c $((64 << 20)) /dev/urandom >"$disk"
-  append="$append rvvmm.pt_disk_sha256=$(sha256sum "$disk" | cut -d' ' -f1)"
-  extra+=(-device riscv-iommu-pci
+  [ -f "$disk" ] || head -c $((64 << 20)) /dev/urandom >"$disk"
+  sha256sum "$disk" | cut -d' ' -f1 >"$disk.sha256"
+  append="$append rvvmm.pt_disk_sha256=$(cat "$disk.sha256")"
+  extra+=(-device riscv-iommu-pci,addr=01.0
     -drive "file=$disk,if=none,id=ptdisk,format=raw,cache=writethrough"
-    -device virtio-blk-pci,drive=ptdisk,disable-legacy=on,iommu_platform=on
+    -device virtio-blk-pci,drive=ptdisk,addr=02.0,disable-legacy=on,iommu_platform=on
     -netdev "user,id=ptnet,net=10.0.2.0/24,guestfwd=tcp:10.0.2.100:7777-cmd:cat"
-    -device virtio-net-pci,netdev=ptnet,disable-legacy=on,iommu_platform=on,mac=52:54:00:12:34:56,romfile=)
+    -device virtio-net-pci,netdev=ptnet,addr=03.0,disable-legacy=on,iommu_platform=on,mac=52:54:00:12:34:56,romfile=)
 fi
 exec qemu-system-riscv64 -machine "$mopt" -cpu rv64 -smp "$smp" -m "$mem" -nographic -no-reboot \
   "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \

@@ -5,8 +5,9 @@
 #   3. host unit tests (arch-neutral crates, CLI, bench helpers)
 #   4. build the static riscv64 rvvmm                           (build-rvvmm.sh)
 #   5. build the L1/L2 images (cached in .cache/)               (build-images.sh)
-#      and the project's L1 kernel for VFIO (cached in ~/.cache/rvvmm) (build-l1-kernel.sh)
-#   6. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
+#   6. build the project's L1 kernel for the vfio host kind (cached in ~/.cache/rvvmm; build-l1-kernel.sh),
+#      whose Image path reaches the nested tests as RVVMM_L1_VFIO_KERNEL
+#   7. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
 # Each stage prints its wall time. Set RVVMM_SKIP_LINT=1 to skip stage 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,10 @@ stage "setup host" resources/setup-host.sh
 stage "host unit tests" cargo test --locked --workspace
 stage "build riscv64 rvvmm" resources/build-rvvmm.sh
 stage "build images" resources/build-images.sh
-stage "build L1 kernel" resources/build-l1-kernel.sh
+build_l1_kernel() {
+  RVVMM_L1_VFIO_KERNEL=$(resources/build-l1-kernel.sh | tail -n 1)
+  export RVVMM_L1_VFIO_KERNEL
+  echo "RVVMM_L1_VFIO_KERNEL=$RVVMM_L1_VFIO_KERNEL"
+}
+stage "build L1 kernel" build_l1_kernel
 stage "nested tests" cargo test --locked --test nested -- --ignored --test-threads=1 --nocapture "$@"

@@ -10,7 +10,7 @@ mod bench;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use bench::{boot_l1, passthrough_disk, L1Options, L1Run};
+use bench::{boot_l1, passthrough_disk, L1Options, L1Run, PassthroughDisk, PT_BLK_BDF, PT_NET_BDF};
 
 /// Scenarios run in the one L1 boot on an AIA host (QEMU virt,aia=aplic-imsic, 2 harts), in this order.
 const AIA_SCENARIOS: &[&str] = &[
@@ -50,18 +50,27 @@ const PLIC_SCENARIOS: &[&str] = &[
     "baremetal",
 ];
 
-/// Scenarios run on an AIA host booted with the project-built kernel (VFIO, legacy SBI) and PCI devices
-/// behind an IOMMU to pass through (`resources/qemu-l1.sh --pci-passthrough`).
-const PASSTHROUGH_SCENARIOS: &[&str] = &["kvm", "boot", "baremetal-legacy", "vfio-errors", "vfio"];
+/// Scenarios run on the "vfio" host kind: an AIA host (2 harts) booted with the project-built kernel
+/// (resources/build-l1-kernel.sh: VFIO, legacy SBI) and PCI devices behind QEMU's RISC-V IOMMU to pass
+/// through (`resources/qemu-l1.sh --pci-passthrough`). `vfio-bind` gives the devices back to virtio-pci
+/// when it is done, as `vfio-errors` expects to find them.
+const VFIO_SCENARIOS: &[&str] = &[
+    "kvm",
+    "vfio-bind",
+    "boot",
+    "baremetal-legacy",
+    "vfio-errors",
+    "vfio",
+];
 
-fn passthrough_options() -> &'static L1Options {
+fn vfio_options() -> &'static L1Options {
     static OPTS: OnceLock<L1Options> = OnceLock::new();
-    OPTS.get_or_init(|| L1Options::passthrough_host(2))
+    OPTS.get_or_init(|| L1Options::vfio_host(2))
 }
 
-fn passthrough_host() -> &'static L1Run {
+fn vfio_host() -> &'static L1Run {
     static RUN: OnceLock<L1Run> = OnceLock::new();
-    RUN.get_or_init(|| boot_l1("passthrough", PASSTHROUGH_SCENARIOS, passthrough_options()))
+    RUN.get_or_init(|| boot_l1("vfio", VFIO_SCENARIOS, vfio_options()))
 }
 
 /// Scenarios run on a 4-hart AIA host.
@@ -219,7 +228,7 @@ fn bad_input_gets_one_error_line_and_the_right_status() {
         ("truncated-elf", "1", "truncated file"),
         ("not-an-image", "1", "not a RISC-V Linux Image"),
         ("missing-initrd", "1", "cannot read initrd"),
-        ("does-not-fit", "1", "do not fit in --memory"),
+        ("does-not-fit", "1", "does not fit in guest RAM"),
         ("too-many-cores", "1", "--cores 64"),
         ("bad-cpus", "1", "core 60"),
         ("too-much-memory", "1", "more than this host"),
@@ -636,18 +645,74 @@ fn vhost_net_data_path_moves_the_same_traffic() {
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn project_kernel_l1_has_kvm_and_boots_the_usual_guest() {
-    let run = passthrough_host();
-    assert!(run.log.contains("kvm=yes"), "no /dev/kvm:\n{}", run.log);
+fn vfio_host_runs_the_project_kernel_with_dev_kvm() {
+    let run = vfio_host();
+    let ready = run
+        .log
+        .lines()
+        .find(|l| l.starts_with("RVVMM-L1-READY "))
+        .unwrap_or_else(|| panic!("L1 never got ready:\n{}", run.log));
+    assert!(ready.contains(" kvm=yes"), "no /dev/kvm: {ready}");
+    // The project-built kernel (linux-source-7.x), not Debian's trixie 6.12.
+    assert!(
+        ready.contains("kernel=7."),
+        "not the project kernel: {ready}"
+    );
     run.assert_markers("kvm", &["KVM-DEVICE-OK"]);
-    let text = run.passed("boot");
-    assert_eq!(field(text, "L2-BOOT-EXIT", "rc"), Some("0"), "{text}");
 }
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn passthrough_errors_get_one_line_and_leave_the_device_as_it_was() {
-    passthrough_host().assert_markers(
+fn vfio_bind_gives_each_passthrough_device_its_own_group_and_dev_vfio_node() {
+    let run = vfio_host();
+    let text = run.passed("vfio-bind");
+    run.assert_markers(
+        "vfio-bind",
+        &[
+            "L1-SBI-V01 on",
+            "VFIO-CONTAINER /dev/vfio/vfio",
+            "VFIO-L1-DISK-SHA-MATCH",
+            "VFIO-DISK-BACK",
+            "VFIO-BIND-FAILS 0",
+        ],
+    );
+    let mut groups = Vec::new();
+    for bdf in [PT_BLK_BDF, PT_NET_BDF] {
+        let group = field(text, &format!("VFIO-BIND-OK {bdf} "), "group")
+            .unwrap_or_else(|| panic!("{bdf} not bound to vfio-pci:\n{text}"));
+        // The group holds this function alone.
+        let line = format!("VFIO-GROUP {bdf} group={group} members={bdf} driver=virtio-pci");
+        assert!(text.lines().any(|l| l == line), "no '{line}' in:\n{text}");
+        assert!(
+            text.contains(&format!("VFIO-RESTORED {bdf} driver=virtio-pci")),
+            "{bdf} not given back to virtio-pci:\n{text}"
+        );
+        groups.push(group);
+    }
+    assert_ne!(groups[0], groups[1], "both devices in one group:\n{text}");
+    // What L1 read through its own virtio-blk driver is the known data L0 wrote before the boot.
+    let disk = passthrough_disk(vfio_options()).expect("passthrough disk");
+    let seen = field(text, "L1-DISK ", "sha256").unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(seen, PassthroughDisk::original_sha256(), "{text}");
+    assert_eq!(disk.sha256_at_boot().as_deref(), Some(seen));
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn vfio_host_boots_the_usual_guest() {
+    let text = vfio_host().passed("boot");
+    assert_eq!(field(text, "RVVMM-L2-BOOTED", "harts"), Some("2"), "{text}");
+    assert_eq!(field(text, "L2-BOOT-EXIT", "rc"), Some("0"), "{text}");
+    assert!(
+        text.contains("interrupt controller: AIA"),
+        "not on the AIA:\n{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn vfio_passthrough_errors_get_one_line_and_leave_the_device_as_it_was() {
+    vfio_host().assert_markers(
         "vfio-errors",
         &[
             "PT-ERR-LEFT-AS-IT-WAS",
@@ -666,8 +731,8 @@ fn passthrough_on_a_stock_kernel_host_says_how_to_bind() {
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn passthrough_disk_and_nic_work_in_the_guest_with_msix() {
-    let run = passthrough_host();
+fn vfio_passthrough_disk_and_nic_work_in_the_guest_with_msix() {
+    let run = vfio_host();
     run.assert_markers(
         "vfio",
         &[
@@ -679,15 +744,25 @@ fn passthrough_disk_and_nic_work_in_the_guest_with_msix() {
             "PT-FAILS 0 rc=0",
         ],
     );
-    // What the guest wrote through the passed-through disk is in L0's backing file.
-    let disk = passthrough_disk(passthrough_options()).expect("passthrough disk");
-    let data = std::fs::read(&disk).unwrap_or_else(|e| panic!("{}: {e}", disk.display()));
-    let at = 32 << 20;
+    // What the guest wrote through the passed-through disk is in L0's backing file, and nothing else
+    // changed: one sector at 32 MiB, the marker padded with zeros (dd conv=sync).
+    let disk = passthrough_disk(vfio_options()).expect("passthrough disk");
     let marker = b"RVVMM-PT-WRITE-MARKER\n";
+    let got = disk
+        .read_at(32 << 20, 512)
+        .unwrap_or_else(|e| panic!("{}: {e}", disk.path().display()));
+    let mut want = marker.to_vec();
+    want.resize(512, 0);
     assert!(
-        data.len() > at + marker.len() && &data[at..at + marker.len()] == marker,
+        got == want,
         "the guest's write is not at offset 32 MiB of {}",
-        disk.display()
+        disk.path().display()
+    );
+    assert_eq!(
+        disk.changed_sectors().expect("read the disk"),
+        vec![(65536, 1)],
+        "sectors changed in {}",
+        disk.path().display()
     );
 }
 
@@ -742,8 +817,8 @@ fn baremetal_elf_and_raw_kernels_on_the_userspace_plic() {
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
-fn legacy_sbi_console_and_shutdown_on_a_host_with_sbi_v01() {
-    passthrough_host().assert_markers(
+fn vfio_host_legacy_sbi_console_and_shutdown_on_a_host_with_sbi_v01() {
+    vfio_host().assert_markers(
         "baremetal-legacy",
         &[
             "BM-LEGACY-CONSOLE-HELLO",

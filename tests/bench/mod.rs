@@ -49,28 +49,52 @@ impl L1Options {
         }
     }
 
-    /// An AIA host with `smp` harts on the project-built kernel, with PCI devices to pass through.
-    pub fn passthrough_host(smp: u32) -> L1Options {
+    /// The "vfio" host kind: an AIA host with `smp` harts on the project-built kernel (VFIO, legacy SBI),
+    /// with a RISC-V IOMMU and, behind it, a virtio-blk-pci disk ([`PT_BLK_BDF`]) and a virtio-net-pci card
+    /// ([`PT_NET_BDF`]) to pass through. The disk's backing file is `target/nested-logs/vfio/pt-disk.img`
+    /// (see [`passthrough_disk`]).
+    pub fn vfio_host(smp: u32) -> L1Options {
         L1Options {
             project_kernel: true,
-            pci_passthrough: Some(repo_root().join("target/nested-logs/passthrough")),
+            pci_passthrough: Some(repo_root().join("target/nested-logs/vfio")),
             ..L1Options::from_env("aia", smp)
         }
     }
 }
 
+/// L1's PCI address of the virtio-blk-pci disk on a host with `pci_passthrough` (vendor 1af4, device 1042).
+pub const PT_BLK_BDF: &str = "0000:00:02.0";
+/// L1's PCI address of the virtio-net-pci card on a host with `pci_passthrough` (vendor 1af4, device 1041).
+pub const PT_NET_BDF: &str = "0000:00:03.0";
+
 /// Builds (or finds in its cache) the project's L1 kernel and the L1 images for it; returns the value of
-/// RVVMM_L1_KERNEL that selects it.
+/// RVVMM_L1_KERNEL that selects it. RVVMM_L1_VFIO_KERNEL (set by resources/test.sh after its "build L1
+/// kernel" stage) names an Image already built; otherwise resources/build-l1-kernel.sh is run here (it
+/// answers at once from its cache when its inputs are unchanged).
 fn project_kernel(root: &Path) -> Result<String, String> {
-    let out = Command::new(root.join("resources/build-l1-kernel.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run resources/build-l1-kernel.sh: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let image = stdout.lines().last().unwrap_or("").trim().to_string();
-    if !out.status.success() || image.is_empty() {
-        return Err("resources/build-l1-kernel.sh failed".to_string());
-    }
+    let given = std::env::var("RVVMM_L1_VFIO_KERNEL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let image = match given {
+        Some(image) if Path::new(&image).is_absolute() && Path::new(&image).is_file() => image,
+        Some(image) => {
+            return Err(format!(
+                "RVVMM_L1_VFIO_KERNEL={image}: not an absolute path to a kernel Image"
+            ))
+        }
+        None => {
+            let out = Command::new(root.join("resources/build-l1-kernel.sh"))
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run resources/build-l1-kernel.sh: {e}"))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let image = stdout.lines().last().unwrap_or("").trim().to_string();
+            if !out.status.success() || image.is_empty() {
+                return Err("resources/build-l1-kernel.sh failed".to_string());
+            }
+            image
+        }
+    };
     let images = Command::new(root.join("resources/build-images.sh"))
         .env("RVVMM_L1_KERNEL", &image)
         .stdout(Stdio::null())
@@ -83,9 +107,142 @@ fn project_kernel(root: &Path) -> Result<String, String> {
     Ok(image)
 }
 
-/// The passthrough disk's backing file after an L1 run with `pci_passthrough` (what L0 sees).
-pub fn passthrough_disk(opts: &L1Options) -> Option<PathBuf> {
-    opts.pci_passthrough.as_ref().map(|d| d.join("pt-disk.img"))
+/// The passthrough disk of an L1 host with `pci_passthrough`: its backing file on L0.
+pub fn passthrough_disk(opts: &L1Options) -> Option<PassthroughDisk> {
+    opts.pci_passthrough.as_ref().map(|d| PassthroughDisk {
+        path: d.join("pt-disk.img"),
+    })
+}
+
+/// The backing file (on L0) of the virtio-blk-pci disk that L1 may pass through to its guests. Before
+/// each boot the runner fills it with known data ([`PassthroughDisk::original`]: a pseudo-random
+/// function of the offset, so a sector read back at the wrong place is told apart); after `boot_l1`
+/// returns L1 is off and the file holds whatever L1 or its guests wrote.
+#[derive(Debug, Clone)]
+pub struct PassthroughDisk {
+    path: PathBuf,
+}
+
+impl PassthroughDisk {
+    /// Size of the disk: 64 MiB (131072 sectors of 512 bytes).
+    pub const BYTES: u64 = 64 << 20;
+    /// Sector size used by [`PassthroughDisk::changed_sectors`].
+    pub const SECTOR: u64 = 512;
+
+    /// The backing file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The known data at `offset`: what the runner wrote there before L1 booted.
+    pub fn original(offset: u64, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 16);
+        let mut word = offset / 8;
+        while (out.len() as u64) < offset % 8 + len as u64 {
+            out.extend_from_slice(&pattern_word(word).to_le_bytes());
+            word += 1;
+        }
+        let skip = (offset % 8) as usize;
+        out[skip..skip + len].to_vec()
+    }
+
+    /// Writes the known data (the whole disk) to the backing file; the runner does this before each boot.
+    pub fn reset(&self) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&self.path, Self::original(0, Self::BYTES as usize))?;
+        // resources/qemu-l1.sh writes this again (the sha256 at boot); a stale one must not survive.
+        let _ = std::fs::remove_file(self.sha256_path());
+        Ok(())
+    }
+
+    /// `len` bytes of the backing file at `offset` (after L1 has powered off: what the disk holds).
+    pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        std::fs::File::open(&self.path)?.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// The ranges of sectors, `(first, count)`, where the file no longer holds the known data.
+    pub fn changed_sectors(&self) -> std::io::Result<Vec<(u64, u64)>> {
+        let data = std::fs::read(&self.path)?;
+        let want = Self::original(0, Self::BYTES as usize);
+        let sector = Self::SECTOR as usize;
+        let sectors = data.len().max(want.len()).div_ceil(sector);
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        fn part(v: &[u8], i: usize, sector: usize) -> Option<&[u8]> {
+            v.get(i * sector..((i + 1) * sector).min(v.len()))
+        }
+        for i in 0..sectors {
+            if part(&data, i, sector) != part(&want, i, sector) {
+                match out.last_mut() {
+                    Some((first, count)) if *first + *count == i as u64 => *count += 1,
+                    _ => out.push((i as u64, 1)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The offset of the first occurrence of `needle` in the file.
+    pub fn find(&self, needle: &[u8]) -> std::io::Result<Option<u64>> {
+        let data = std::fs::read(&self.path)?;
+        Ok(if needle.is_empty() {
+            Some(0)
+        } else {
+            data.windows(needle.len())
+                .position(|w| w == needle)
+                .map(|p| p as u64)
+        })
+    }
+
+    /// The sha256 (hex) of the file when L1 booted, as given to L1 (`rvvmm.pt_disk_sha256=`).
+    pub fn sha256_at_boot(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.sha256_path()).ok()?;
+        Some(text.trim().to_string()).filter(|s| s.len() == 64)
+    }
+
+    /// The sha256 (hex) of the known data, computed by `sha256sum`.
+    pub fn original_sha256() -> String {
+        use std::io::Write;
+        let mut child = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sha256sum runs");
+        let data = Self::original(0, Self::BYTES as usize);
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(&data)
+            .expect("sha256sum reads");
+        let out = child.wait_with_output().expect("sha256sum ends");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn sha256_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".sha256");
+        PathBuf::from(p)
+    }
+}
+
+/// The known data of the passthrough disk, one 64-bit little-endian word per 8 bytes (splitmix64 of the
+/// word's index).
+fn pattern_word(index: u64) -> u64 {
+    let mut z = index
+        .wrapping_add(0x5256_564d_4d2d_5054)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Outcome of one scenario.
@@ -172,6 +329,12 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
     if let Err(e) = compose_initrd(&root, l1_kernel.as_deref()) {
         run.problem = Some(e);
         return run;
+    }
+    if let Some(disk) = passthrough_disk(opts) {
+        if let Err(e) = disk.reset() {
+            run.problem = Some(format!("cannot write {}: {e}", disk.path().display()));
+            return run;
+        }
     }
     let timeout_s = opts.timeout.as_secs().saturating_sub(30).max(60);
     let append = format!(
@@ -375,5 +538,40 @@ mod tests {
         assert!(matches!(s["b"].0, Outcome::Fail(_)));
         assert_eq!(s["c"].0, Outcome::Missing);
         assert!(!s.contains_key("d"));
+    }
+
+    #[test]
+    fn passthrough_disk_known_data_and_changes() {
+        // original() is one function of the offset, whatever the alignment of the request.
+        let whole = PassthroughDisk::original(0, 4096);
+        assert_eq!(PassthroughDisk::original(13, 100), whole[13..113].to_vec());
+        assert_ne!(whole[0..512], whole[512..1024]);
+        let dir = std::env::temp_dir().join(format!("rvvmm-ptdisk-{}", std::process::id()));
+        let disk = PassthroughDisk {
+            path: dir.join("pt-disk.img"),
+        };
+        disk.reset().unwrap();
+        assert_eq!(
+            std::fs::metadata(disk.path()).unwrap().len(),
+            PassthroughDisk::BYTES
+        );
+        assert_eq!(disk.changed_sectors().unwrap(), vec![]);
+        assert_eq!(
+            disk.read_at(1000, 24).unwrap(),
+            PassthroughDisk::original(1000, 24)
+        );
+        {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(disk.path())
+                .unwrap();
+            f.write_all_at(b"MARKER", 32 << 20).unwrap();
+            f.write_all_at(b"xy", 1023).unwrap(); // straddles sectors 1 and 2
+        }
+        assert_eq!(disk.read_at(32 << 20, 6).unwrap(), b"MARKER");
+        assert_eq!(disk.find(b"MARKER").unwrap(), Some(32 << 20));
+        assert_eq!(disk.changed_sectors().unwrap(), vec![(1, 2), (65536, 1)]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

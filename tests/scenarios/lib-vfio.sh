@@ -19,15 +19,35 @@ driver_of() {
   fi
 }
 
-# bind_vfio BDF: bind the function to vfio-pci, the way the README tells users to.
+# group_of BDF: the function's IOMMU group number, or "none" when it is not behind an IOMMU.
+group_of() {
+  if [ -e "/sys/bus/pci/devices/$1/iommu_group" ]; then
+    basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"
+  else
+    echo none
+  fi
+}
+
+# bind_vfio BDF: bind the function to vfio-pci, the way the README tells users to (driver_override,
+# unbind from the current driver, drivers_probe); prints its driver and group, fails without /dev/vfio/<g>.
 bind_vfio() {
   d=/sys/bus/pci/devices/$1
   echo vfio-pci >"$d/driver_override"
   [ -e "$d/driver" ] && echo "$1" >"$d/driver/unbind"
   echo "$1" >/sys/bus/pci/drivers_probe
-  g=$(basename "$(readlink "$d/iommu_group")")
+  g=$(group_of "$1")
   echo "VFIO-BIND $1 driver=$(driver_of "$1") group=$g node=$([ -e "/dev/vfio/$g" ] && echo yes || echo no)"
   [ "$(driver_of "$1")" = vfio-pci ] && [ -e "/dev/vfio/$g" ]
+}
+
+# unbind_vfio BDF: give the function back to its own driver (clear driver_override, unbind, reprobe);
+# prints the driver it ends up with.
+unbind_vfio() {
+  d=/sys/bus/pci/devices/$1
+  echo >"$d/driver_override"
+  [ -e "$d/driver" ] && echo "$1" >"$d/driver/unbind"
+  echo "$1" >/sys/bus/pci/drivers_probe
+  echo "VFIO-UNBIND $1 driver=$(driver_of "$1")"
 }
 
 # allow_unsafe_msi: the RISC-V IOMMU driver does not remap MSIs, so VFIO (here through IOMMUFD) refuses
