@@ -46,19 +46,24 @@ for f in "$kernel" "$initrd"; do
   [ -f "$f" ] || { echo "qemu-l1: missing $f (run resources/build-images.sh and resources/l1-initrd.sh)" >&2; exit 1; }
 done
 extra=()
+cpu=rv64
 [ "$interactive" = 1 ] && extra+=(-echr 0x1d)
 if [ -n "$ptdir" ]; then
   mkdir -p "$ptdir"
   disk="$ptdir/pt-disk.img"
-  [ -f "$disk" ] || head -c $((64 << 20)) /dev/urandom >"$disk"
+  # Fresh data every boot, so what a test finds in the file after the run was written by that run.
+  head -c $((64 << 20)) /dev/urandom >"$disk"
   sha256sum "$disk" | cut -d' ' -f1 >"$disk.sha256"
   append="$append rvvmm.pt_disk_sha256=$(cat "$disk.sha256")"
+  # Sscofpmf lets L1's KVM offer L2 the SBI PMU; without it an L2 Linux never sets scounteren.TM and its
+  # user programs cannot read the time (udhcpc and ping die of an illegal instruction).
+  cpu=rv64,sscofpmf=true
   extra+=(-device riscv-iommu-pci,addr=01.0
     -drive "file=$disk,if=none,id=ptdisk,format=raw,cache=writethrough"
     -device virtio-blk-pci,drive=ptdisk,addr=02.0,disable-legacy=on,iommu_platform=on
     -netdev "user,id=ptnet,net=10.0.2.0/24,guestfwd=tcp:10.0.2.100:7777-cmd:cat"
     -device virtio-net-pci,netdev=ptnet,addr=03.0,disable-legacy=on,iommu_platform=on,mac=52:54:00:12:34:56,romfile=)
 fi
-exec qemu-system-riscv64 -machine "$mopt" -cpu rv64 -smp "$smp" -m "$mem" -nographic -no-reboot \
+exec qemu-system-riscv64 -machine "$mopt" -cpu "$cpu" -smp "$smp" -m "$mem" -nographic -no-reboot \
   "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1 $append"
