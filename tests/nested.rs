@@ -767,13 +767,20 @@ fn vfio_passthrough_disk_and_nic_work_in_the_guest_with_msix() {
     );
 }
 
+/// What the bare-metal test kernel must print on every host, as an ELF and as a raw binary.
 const BAREMETAL_MARKERS: &[&str] = &[
     "[elf] BM-PASS dbcn-console",
+    "[elf] BM-PASS dbcn-read char=D",
     "[elf] BM-PASS timer-sbi ticks=5",
     "[elf] BM-PASS timer-sstc ticks=5",
     "[elf] BM-PASS rtc",
     "[elf] BM-PASS hsm",
     "[elf] BM-PASS virtio-blk read-sector0",
+    "[raw] BM-PASS dbcn-read char=D",
+    "[raw] BM-PASS timer-sbi ticks=5",
+    "[raw] BM-PASS timer-sstc ticks=5",
+    "[raw] BM-PASS rtc",
+    "[raw] BM-PASS hsm",
     "[raw] BM-PASS virtio-blk read-sector0",
     "BM-RUN elf rc=0",
     "BM-RUN raw rc=0",
@@ -781,38 +788,49 @@ const BAREMETAL_MARKERS: &[&str] = &[
     "BM-RUN srst-reboot rc=3",
     "BM-RUN srst-fail rc=4",
     "BM-RUN test-fail rc=4",
+    "BM-RUN test-reset rc=3",
     "BM-RUN timeout rc=124",
     "BM-BAD elf-machine rc=1",
+    "BM-BAD elf-class rc=1",
     "BM-BAD elf-truncated rc=1",
+    "BM-BAD raw-outside-ram rc=1",
+    "BM-BAD image-forced rc=1",
     "BM-FAILS 0",
 ];
+
+/// The interrupt checks of the bare-metal kernel through interrupt controller `chip` (plic or aplic).
+fn baremetal_irq_markers(chip: &str) -> Vec<String> {
+    ["elf", "raw"]
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("[{f}] BM-PASS rtc-alarm-irq-{chip}"),
+                format!("[{f}] BM-PASS uart-irq-{chip} char=Z"),
+            ]
+        })
+        .collect()
+}
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn baremetal_elf_and_raw_kernels_on_the_aia() {
     let run = aia_host();
     run.assert_markers("baremetal", BAREMETAL_MARKERS);
+    let irqs = baremetal_irq_markers("aplic");
     run.assert_markers(
         "baremetal",
-        &[
-            "[elf] BM-PASS uart-irq-aplic char=Z",
-            "[raw] BM-PASS uart-irq-aplic char=Z",
-        ],
+        &irqs.iter().map(String::as_str).collect::<Vec<_>>(),
     );
 }
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn baremetal_elf_and_raw_kernels_on_the_userspace_plic() {
+    let irqs = baremetal_irq_markers("plic");
+    let irqs: Vec<&str> = irqs.iter().map(String::as_str).collect();
     for (run, scenario) in [(plic_host(), "baremetal"), (aia_host(), "plic-baremetal")] {
         run.assert_markers(scenario, BAREMETAL_MARKERS);
-        run.assert_markers(
-            scenario,
-            &[
-                "[elf] BM-PASS uart-irq-plic char=Z",
-                "[raw] BM-PASS uart-irq-plic char=Z",
-            ],
-        );
+        run.assert_markers(scenario, &irqs);
     }
 }
 
@@ -822,9 +840,16 @@ fn vfio_host_legacy_sbi_console_and_shutdown_on_a_host_with_sbi_v01() {
     vfio_host().assert_markers(
         "baremetal-legacy",
         &[
+            "[elf] BM-PASS legacy-console",
+            "[elf] BM-PASS legacy-getchar char=L",
+            "[elf] BM-PASS timer-legacy ticks=5",
+            "BM-LEGACY-RUN elf rc=0",
+            "[raw] BM-PASS legacy-console",
+            "[raw] BM-PASS legacy-getchar char=L",
+            "[raw] BM-PASS timer-legacy ticks=5",
+            "BM-LEGACY-RUN raw rc=0",
             "BM-LEGACY-CONSOLE-HELLO",
-            "BM-PASS legacy-console",
-            "BM-LEGACY-RUN rc=0",
+            "BM-LEGACY-FAILS 0",
         ],
     );
 }

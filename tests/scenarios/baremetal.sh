@@ -1,8 +1,9 @@
 # The bare-metal Rust test kernel (tests/guests/baremetal) as an ELF and as a raw binary: every check it
-# makes prints BM-PASS/BM-FAIL (SBI DBCN console, timer ticks through SBI TIME and Sstc, the Goldfish RTC,
-# a second hart through HSM, a virtio-blk read through virtio-mmio, a UART receive interrupt through the
-# PLIC or the APLIC), then each power-off path gives its exit status, and bad kernel files get one error
-# line each. RVVMM_EXTRA: extra rvvmm options (e.g. --irqchip plic).
+# makes prints BM-PASS/BM-FAIL (SBI DBCN console output and input, timer ticks through SBI TIME and Sstc,
+# the Goldfish RTC advancing, a second hart through HSM, a virtio-blk read through virtio-mmio, the RTC
+# alarm and a UART receive interrupt through the PLIC or the APLIC + IMSIC), then each power-off path
+# gives its exit status, and bad kernel files get one error line each. RVVMM_EXTRA: extra rvvmm options
+# (e.g. --irqchip plic).
 fails=0
 printf 'RVVMM-BAREMETAL-DISK' >bm.img
 dd if=/dev/zero of=bm.img bs=512 seek=1 count=2047 conv=notrunc 2>/dev/null
@@ -10,9 +11,9 @@ dd if=/dev/zero of=bm.img bs=512 seek=1 count=2047 conv=notrunc 2>/dev/null
 run() {
   name=$1 want=$2
   shift 2
-  # A key for the UART receive interrupt arrives on stdin after the guest is up.
+  # 'D' for the DBCN read, then a key for the UART receive interrupt once the guest is up.
   # shellcheck disable=SC2086 # RVVMM_EXTRA holds several options
-  (sleep 2; printf 'Z') | rvvmm --memory 64M $RVVMM_EXTRA "$@" >out-$name 2>err-$name
+  (printf 'D'; sleep 2; printf 'Z') | rvvmm --memory 64M $RVVMM_EXTRA "$@" >out-$name 2>err-$name
   rc=$?
   tr -d '\r' <out-$name | grep '^BM-' | sed "s/^/[$name] /"
   echo "BM-RUN $name rc=$rc"
@@ -23,15 +24,17 @@ run() {
   fi
 }
 full="--cores 2 --disk path=bm.img"
-run elf 0 --kernel /guests/bm.elf $full --cmdline "uart-irq exit=srst-shutdown"
-run raw 0 --kernel /guests/bm.bin $full --cmdline "uart-irq exit=srst-shutdown"
+checks="dbcn-read rtc-irq uart-irq"
+run elf 0 --kernel /guests/bm.elf $full --cmdline "$checks exit=srst-shutdown"
+run raw 0 --kernel /guests/bm.bin $full --cmdline "$checks exit=srst-shutdown"
 run raw-forced 0 --kernel /guests/bm.bin --kernel-format raw --kernel-addr 0x80200000 --cmdline "exit=test-pass"
 run srst-reboot 3 --kernel /guests/bm.elf --cmdline "exit=srst-reboot"
 run srst-fail 4 --kernel /guests/bm.bin --cmdline "exit=srst-fail"
 run test-fail 4 --kernel /guests/bm.elf --cmdline "exit=test-fail"
+run test-reset 3 --kernel /guests/bm.bin --cmdline "exit=test-reset"
 run timeout 124 --kernel /guests/bm.elf --cmdline "exit=spin" --timeout 3
 for n in elf raw; do
-  for t in dbcn-console timer-sbi timer-sstc rtc hsm virtio-blk uart-irq; do
+  for t in dbcn-console dbcn-read timer-sbi timer-sstc rtc hsm virtio-blk rtc-alarm-irq uart-irq; do
     grep -q "^BM-PASS $t" out-$n || { echo "BM-MISSING $n $t"; fails=$((fails + 1)); }
   done
 done

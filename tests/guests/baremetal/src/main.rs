@@ -1,10 +1,11 @@
 //! A bare-metal S-mode test kernel for rvvmm, written like the small kernels people run on QEMU `virt`
 //! (rCore-Tutorial, xv6 ports): it starts at 0x80200000 with a0 = hart id and a1 = the device tree, and
 //! checks, one `BM-PASS name` or `BM-FAIL name why` line each, what such kernels rely on:
-//! SBI DBCN console, the legacy SBI console (bootargs `legacy`), timer interrupts through SBI TIME and
-//! through Sstc, the Goldfish RTC advancing, a second hart started with SBI HSM, a virtio-blk read through
-//! virtio-mmio (when a disk is there), a UART receive interrupt through the PLIC or the APLIC + IMSIC
-//! (bootargs `uart-irq`), and finally the power-off path named by bootargs `exit=...`.
+//! SBI DBCN console output (and input with bootargs `dbcn-read`), the legacy SBI console putchar/getchar
+//! and set_timer (bootargs `legacy`), timer interrupts through SBI TIME and through Sstc, the Goldfish RTC
+//! advancing, a second hart started with SBI HSM, a virtio-blk read through virtio-mmio (when a disk is
+//! there), the RTC alarm interrupt (bootargs `rtc-irq`) and a UART receive interrupt (bootargs `uart-irq`)
+//! through the PLIC or the APLIC + IMSIC, and finally the power-off path named by bootargs `exit=...`.
 //! It is built as an ELF and as a raw binary (`objcopy -O binary`), and both must behave the same.
 
 #![no_std]
@@ -93,6 +94,7 @@ extern "C" {
 
 const EXT_LEGACY_SET_TIMER: usize = 0x00;
 const EXT_LEGACY_PUTCHAR: usize = 0x01;
+const EXT_LEGACY_GETCHAR: usize = 0x02;
 const EXT_LEGACY_SHUTDOWN: usize = 0x08;
 const EXT_TIME: usize = 0x5449_4D45;
 const EXT_HSM: usize = 0x48_534D;
@@ -287,6 +289,9 @@ static TICK_PERIOD: AtomicU64 = AtomicU64::new(0);
 static EXT_MODE: AtomicUsize = AtomicUsize::new(0);
 static UART_CHAR: AtomicUsize = AtomicUsize::new(0);
 static EXT_IRQS: AtomicUsize = AtomicUsize::new(0);
+static RTC_IRQS: AtomicUsize = AtomicUsize::new(0);
+/// An interrupt identity nobody asked for.
+static OTHER_IRQ: AtomicUsize = AtomicUsize::new(0);
 
 fn set_timer(at: u64) {
     match TIMER_MODE.load(Ordering::Relaxed) {
@@ -304,6 +309,8 @@ fn set_timer(at: u64) {
 const PLIC: usize = 0x0c00_0000;
 const APLIC: usize = 0x0d00_0000;
 const UART_IRQ: u32 = 10;
+const RTC: usize = 0x10_1000;
+const RTC_IRQ: u32 = 11;
 
 #[no_mangle]
 extern "C" fn trap_handler() {
@@ -321,24 +328,41 @@ extern "C" fn trap_handler() {
         }
         SCAUSE_EXTERNAL => {
             EXT_IRQS.fetch_add(1, Ordering::Relaxed);
-            let id = if EXT_MODE.load(Ordering::Relaxed) == 0 {
-                // SAFETY: PLIC context 0 claim register.
-                unsafe { read_volatile((PLIC + 0x20_0004) as *const u32) }
-            } else {
-                let v: usize;
-                // SAFETY: claim the top IMSIC interrupt (stopei).
-                unsafe { asm!("csrrw {}, 0x15c, zero", out(reg) v) };
-                (v >> 16) as u32
-            };
-            // SAFETY: drain the UART receive FIFO.
-            unsafe {
-                while read_volatile((UART + 5) as *const u8) & 1 != 0 {
-                    UART_CHAR.store(read_volatile(UART as *const u8) as usize, Ordering::Relaxed);
+            // Claim until the interrupt controller has nothing more for this hart.
+            loop {
+                let id = if EXT_MODE.load(Ordering::Relaxed) == 0 {
+                    // SAFETY: PLIC context 0 claim register.
+                    unsafe { read_volatile((PLIC + 0x20_0004) as *const u32) }
+                } else {
+                    let v: usize;
+                    // SAFETY: claim the top IMSIC interrupt (stopei).
+                    unsafe { asm!("csrrw {}, 0x15c, zero", out(reg) v) };
+                    ((v >> 16) & 0x7ff) as u32
+                };
+                if id == 0 {
+                    break;
                 }
-            }
-            if EXT_MODE.load(Ordering::Relaxed) == 0 && id != 0 {
-                // SAFETY: PLIC completion.
-                unsafe { write_volatile((PLIC + 0x20_0004) as *mut u32, id) };
+                if id == UART_IRQ {
+                    // SAFETY: drain the UART receive FIFO.
+                    unsafe {
+                        while read_volatile((UART + 5) as *const u8) & 1 != 0 {
+                            UART_CHAR.store(
+                                read_volatile(UART as *const u8) as usize,
+                                Ordering::Relaxed,
+                            );
+                        }
+                    }
+                } else if id == RTC_IRQ {
+                    RTC_IRQS.fetch_add(1, Ordering::Relaxed);
+                    // SAFETY: Goldfish RTC CLEAR_INTERRUPT: lowers the line.
+                    unsafe { write_volatile((RTC + 0x1c) as *mut u32, 1) };
+                } else {
+                    OTHER_IRQ.store(id as usize, Ordering::Relaxed);
+                }
+                if EXT_MODE.load(Ordering::Relaxed) == 0 {
+                    // SAFETY: PLIC completion.
+                    unsafe { write_volatile((PLIC + 0x20_0004) as *mut u32, id) };
+                }
             }
         }
         other => {
@@ -348,7 +372,12 @@ extern "C" fn trap_handler() {
                 asm!("csrr {}, sepc", out(reg) sepc);
                 asm!("csrr {}, stval", out(reg) stval);
             }
-            say!("BM-FAIL trap scause={:#x} sepc={:#x} stval={:#x}", other, sepc, stval);
+            say!(
+                "BM-FAIL trap scause={:#x} sepc={:#x} stval={:#x}",
+                other,
+                sepc,
+                stval
+            );
             finish(b"srst-fail");
         }
     }
@@ -379,22 +408,55 @@ fn wait_until(deadline: u64, done: impl Fn() -> bool) -> bool {
 
 // ---------------------------------------------------------------------------------------- tests
 
+/// Five ticks 10 ms apart, each programmed from the timer interrupt. A compare value the host loses is
+/// re-armed (after 200 ms without a tick) and counted: KVM up to at least Linux 7.2, on hosts with Sstc,
+/// keeps an SBI set_timer value only in the vstimecmp CSR until the next guest exit, so a vcpu thread
+/// preempted right after the call gets the previous value back (a known host bug, not rvvmm's).
 fn test_timer(name: &str, mode: usize, tb: u64) {
+    let period = tb / 100; // 10 ms
     TIMER_MODE.store(mode, Ordering::Relaxed);
     TICKS.store(0, Ordering::Relaxed);
     TICKS_WANTED.store(5, Ordering::Relaxed);
-    TICK_PERIOD.store(tb / 100, Ordering::Relaxed); // 10 ms
+    TICK_PERIOD.store(period, Ordering::Relaxed);
     let start = rdtime();
-    set_timer(start + tb / 100);
+    set_timer(start + period);
     enable_interrupts(SIE_STIE);
-    let ok = wait_until(start + 5 * tb, || TICKS.load(Ordering::Relaxed) >= 5);
+    let (mut seen, mut since, mut rearms) = (0, start, 0);
+    let deadline = start + 5 * tb;
+    while TICKS.load(Ordering::Relaxed) < 5 && rdtime() < deadline {
+        let (ticks, now) = (TICKS.load(Ordering::Relaxed), rdtime());
+        if ticks != seen {
+            (seen, since) = (ticks, now);
+        } else if now - since > 20 * period {
+            disable_interrupts();
+            if TICKS.load(Ordering::Relaxed) == seen {
+                set_timer(rdtime() + period);
+                rearms += 1;
+            }
+            since = rdtime();
+            enable_interrupts(SIE_STIE);
+        }
+        core::hint::spin_loop();
+    }
     disable_interrupts();
     set_timer(u64::MAX);
+    let ticks = TICKS.load(Ordering::Relaxed);
     let elapsed_ms = (rdtime() - start) * 1000 / tb;
-    if ok && elapsed_ms >= 40 {
-        say!("BM-PASS {} ticks=5 ms={}", name, elapsed_ms);
+    if ticks >= 5 && elapsed_ms >= 40 {
+        say!(
+            "BM-PASS {} ticks=5 ms={} rearmed={}",
+            name,
+            elapsed_ms,
+            rearms
+        );
     } else {
-        say!("BM-FAIL {} ticks={} ms={}", name, TICKS.load(Ordering::Relaxed), elapsed_ms);
+        say!(
+            "BM-FAIL {} ticks={} ms={} rearmed={}",
+            name,
+            ticks,
+            elapsed_ms,
+            rearms
+        );
         FAILS.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -402,8 +464,8 @@ fn test_timer(name: &str, mode: usize, tb: u64) {
 fn rtc_ns() -> u64 {
     // SAFETY: Goldfish RTC registers; TIME_LOW first latches TIME_HIGH.
     unsafe {
-        let low = read_volatile(0x10_1000 as *const u32);
-        let high = read_volatile(0x10_1004 as *const u32);
+        let low = read_volatile(RTC as *const u32);
+        let high = read_volatile((RTC + 4) as *const u32);
         (u64::from(high) << 32) | u64::from(low)
     }
 }
@@ -416,7 +478,11 @@ fn test_rtc(tb: u64) {
     let delta_ms = t2.saturating_sub(t1) / 1_000_000;
     // After 2020-01-01 and advancing about as far as the timer did.
     if t1 > 1_577_836_800_000_000_000 && (100..5000).contains(&delta_ms) {
-        say!("BM-PASS rtc seconds={} delta_ms={}", t2 / 1_000_000_000, delta_ms);
+        say!(
+            "BM-PASS rtc seconds={} delta_ms={}",
+            t2 / 1_000_000_000,
+            delta_ms
+        );
     } else {
         say!("BM-FAIL rtc t1={} t2={} delta_ms={}", t1, t2, delta_ms);
         FAILS.fetch_add(1, Ordering::Relaxed);
@@ -436,13 +502,22 @@ fn test_hsm(tb: u64) {
     if err != 0 {
         return fail("hsm", "hart_start failed");
     }
-    let ok = wait_until(rdtime() + 2 * tb, || HART1_SEEN.load(Ordering::SeqCst) == 0x1001);
+    let ok = wait_until(rdtime() + 2 * tb, || {
+        HART1_SEEN.load(Ordering::SeqCst) == 0x1001
+    });
     // HART_GET_STATUS: 1 = STOPPED once it has stopped itself.
     let stopped = wait_until(rdtime() + 2 * tb, || sbi(EXT_HSM, 2, 1, 0, 0) == (0, 1));
     if ok && stopped {
         pass("hsm hart1-ran-and-stopped");
     } else {
-        fail("hsm", if ok { "hart1 did not stop" } else { "hart1 never ran" });
+        fail(
+            "hsm",
+            if ok {
+                "hart1 did not stop"
+            } else {
+                "hart1 never ran"
+            },
+        );
     }
 }
 
@@ -560,50 +635,148 @@ fn test_virtio_blk(tb: u64) {
     mmio_w(0x70, 0);
 }
 
-fn test_uart_irq(fdt: &Fdt, tb: u64) {
-    let name = if fdt.aplic {
+/// Routes the UART (10) and RTC (11) interrupts to hart 0's S-mode through the PLIC, or through the APLIC
+/// in MSI mode to the hart's IMSIC (the in-kernel AIA: the APLIC forwards each source as an MSI whose
+/// identity the guest picks in its target register, and the IMSIC must enable that identity). Returns
+/// the controller's name, or None when the device tree has neither.
+fn setup_irqchip(fdt: &Fdt) -> Option<&'static str> {
+    if fdt.aplic {
         EXT_MODE.store(1, Ordering::Relaxed);
         // SAFETY: APLIC (MSI mode) and this hart's IMSIC S-file through its indirect CSRs.
         unsafe {
-            // IMSIC: eidelivery = 1, eithreshold = 0, enable identity 10.
+            // IMSIC: eidelivery = 1, eithreshold = 0.
             asm!("csrw 0x150, {}", "csrw 0x151, {}", in(reg) 0x70usize, in(reg) 1usize);
             asm!("csrw 0x150, {}", "csrw 0x151, {}", in(reg) 0x72usize, in(reg) 0usize);
-            asm!("csrw 0x150, {}", "csrs 0x151, {}", in(reg) 0xc0usize, in(reg) 1usize << 10);
-            let src = UART_IRQ as usize;
-            write_volatile((APLIC + 0x4 * src) as *mut u32, 6); // sourcecfg: level high
-            write_volatile((APLIC + 0x3000 + 4 * src) as *mut u32, UART_IRQ); // hart 0, EIID 10
+            for src in [UART_IRQ as usize, RTC_IRQ as usize] {
+                // Enable identity `src` (eie0 holds identities 0..63).
+                asm!("csrw 0x150, {}", "csrs 0x151, {}", in(reg) 0xc0usize, in(reg) 1usize << src);
+                write_volatile((APLIC + 0x4 * src) as *mut u32, 6); // sourcecfg: level high
+                write_volatile((APLIC + 0x3000 + 4 * src) as *mut u32, src as u32);
+                // hart 0, EIID = src
+            }
             write_volatile(APLIC as *mut u32, (1 << 8) | (1 << 2)); // domaincfg: IE, MSI mode
             write_volatile((APLIC + 0x1edc) as *mut u32, UART_IRQ); // setienum
+            write_volatile((APLIC + 0x1edc) as *mut u32, RTC_IRQ);
         }
-        "uart-irq-aplic"
+        Some("aplic")
     } else if fdt.plic {
         EXT_MODE.store(0, Ordering::Relaxed);
-        // SAFETY: PLIC: priority of source 10, enable it for context 0, threshold 0.
+        // SAFETY: PLIC: priority 1 for both sources, enable them for context 0, threshold 0.
         unsafe {
             write_volatile((PLIC + 4 * UART_IRQ as usize) as *mut u32, 1);
-            write_volatile((PLIC + 0x2000) as *mut u32, 1 << UART_IRQ);
+            write_volatile((PLIC + 4 * RTC_IRQ as usize) as *mut u32, 1);
+            write_volatile(
+                (PLIC + 0x2000) as *mut u32,
+                (1 << UART_IRQ) | (1 << RTC_IRQ),
+            );
             write_volatile((PLIC + 0x20_0000) as *mut u32, 0);
         }
-        "uart-irq-plic"
+        Some("plic")
     } else {
-        return fail("uart-irq", "no PLIC or APLIC in the device tree");
-    };
+        None
+    }
+}
+
+/// The Goldfish RTC alarm, 100 ms ahead, must arrive as external interrupt 11 (and not before it is due).
+fn test_rtc_irq(chip: &str, tb: u64) {
+    RTC_IRQS.store(0, Ordering::Relaxed);
+    let due = rtc_ns() + 100_000_000;
+    // SAFETY: Goldfish RTC: IRQ_ENABLED, then ALARM_HIGH and ALARM_LOW (which arms the alarm).
+    unsafe {
+        write_volatile((RTC + 0x10) as *mut u32, 1);
+        write_volatile((RTC + 0x0c) as *mut u32, (due >> 32) as u32);
+        write_volatile((RTC + 0x08) as *mut u32, due as u32);
+    }
     enable_interrupts(SIE_SEIE);
-    // SAFETY: UART0: enable the receive-data interrupt, now that the interrupt controller is set up.
-    unsafe { write_volatile((UART + 1) as *mut u8, 1) };
-    let ok = wait_until(rdtime() + 20 * tb, || UART_CHAR.load(Ordering::Relaxed) != 0);
+    let ok = wait_until(rdtime() + 5 * tb, || RTC_IRQS.load(Ordering::Relaxed) != 0);
     disable_interrupts();
-    let c = UART_CHAR.load(Ordering::Relaxed) as u8;
-    if ok {
-        say!("BM-PASS {} char={} irqs={}", name, c as char, EXT_IRQS.load(Ordering::Relaxed));
+    let at = rtc_ns();
+    // SAFETY: RTC IRQ_ENABLED off; ALARM_STATUS reads 0 once the alarm has fired.
+    let status = unsafe {
+        write_volatile((RTC + 0x10) as *mut u32, 0);
+        read_volatile((RTC + 0x18) as *const u32)
+    };
+    if ok && at >= due && status == 0 {
+        say!(
+            "BM-PASS rtc-alarm-irq-{} late_ms={}",
+            chip,
+            (at - due) / 1_000_000
+        );
     } else {
-        say!("BM-FAIL {} no receive interrupt", name);
+        say!(
+            "BM-FAIL rtc-alarm-irq-{} irqs={} early={} status={}",
+            chip,
+            RTC_IRQS.load(Ordering::Relaxed),
+            at < due,
+            status
+        );
         FAILS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
+/// A key on rvvmm's stdin must arrive as the UART's receive interrupt (10).
+fn test_uart_irq(chip: &str, tb: u64) {
+    enable_interrupts(SIE_SEIE);
+    // SAFETY: UART0: enable the receive-data interrupt, now that the interrupt controller is set up.
+    unsafe { write_volatile((UART + 1) as *mut u8, 1) };
+    let ok = wait_until(rdtime() + 20 * tb, || {
+        UART_CHAR.load(Ordering::Relaxed) != 0
+    });
+    disable_interrupts();
+    let c = UART_CHAR.load(Ordering::Relaxed) as u8;
+    if ok {
+        say!(
+            "BM-PASS uart-irq-{} char={} irqs={}",
+            chip,
+            c as char,
+            EXT_IRQS.load(Ordering::Relaxed)
+        );
+    } else {
+        say!("BM-FAIL uart-irq-{} no receive interrupt", chip);
+        FAILS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Console input through SBI: legacy getchar (ext 0x02) or DBCN read, polled until a byte arrives.
+fn test_sbi_read(name: &str, tb: u64) {
+    static BUF: AtomicU64 = AtomicU64::new(0);
+    let deadline = rdtime() + 20 * tb;
+    let mut got: Option<u8> = None;
+    let mut errors = 0;
+    while got.is_none() && rdtime() < deadline {
+        if name == "legacy-getchar" {
+            let r = legacy(EXT_LEGACY_GETCHAR, 0);
+            if r >= 0 {
+                got = Some(r as u8);
+            }
+        } else {
+            let (err, n) = sbi(EXT_DBCN, 1, 1, BUF.as_ptr() as usize, 0);
+            if err != 0 {
+                errors += 1;
+                break;
+            }
+            if n == 1 {
+                got = Some(BUF.load(Ordering::Relaxed) as u8);
+            }
+        }
+        // Poll every 10 ms.
+        wait_until(rdtime() + tb / 100, || false);
+    }
+    match got {
+        Some(c) if c.is_ascii_graphic() => say!("BM-PASS {} char={}", name, c as char),
+        _ => {
+            say!("BM-FAIL {} got={:?} errors={}", name, got, errors);
+            FAILS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn finish(how: &[u8]) -> ! {
-    say!("BM-DONE fails={} exit={}", FAILS.load(Ordering::Relaxed), core::str::from_utf8(how).unwrap_or("?"));
+    say!(
+        "BM-DONE fails={} exit={}",
+        FAILS.load(Ordering::Relaxed),
+        core::str::from_utf8(how).unwrap_or("?")
+    );
     match how {
         b"srst-reboot" => {
             sbi(EXT_SRST, 0, 1, 0, 0);
@@ -620,6 +793,11 @@ fn finish(how: &[u8]) -> ! {
             write_volatile(0x10_0000 as *mut u32, 0x5555);
             idle()
         },
+        // SAFETY: as above, a reset request.
+        b"test-reset" => unsafe {
+            write_volatile(0x10_0000 as *mut u32, 0x7777);
+            idle()
+        },
         // SAFETY: as above, with failure code 7.
         b"test-fail" => unsafe {
             write_volatile(0x10_0000 as *mut u32, (7 << 16) | 0x3333);
@@ -632,7 +810,10 @@ fn finish(how: &[u8]) -> ! {
             sbi(EXT_SRST, 0, 0, 0, 0);
         }
     }
-    say!("BM-FAIL exit {} returned", core::str::from_utf8(how).unwrap_or("?"));
+    say!(
+        "BM-FAIL exit {} returned",
+        core::str::from_utf8(how).unwrap_or("?")
+    );
     idle()
 }
 
@@ -676,7 +857,11 @@ extern "C" fn boot_main(hartid: usize, fdt_addr: usize) -> ! {
         } else {
             fail("legacy-console", "putchar returned an error");
         }
+        test_sbi_read("legacy-getchar", fdt.timebase);
         test_timer("timer-legacy", 2, fdt.timebase);
+    }
+    if has_word(fdt.bootargs, b"dbcn-read") {
+        test_sbi_read("dbcn-read", fdt.timebase);
     }
     let tb = fdt.timebase;
     test_timer("timer-sbi", 0, tb);
@@ -690,8 +875,27 @@ extern "C" fn boot_main(hartid: usize, fdt_addr: usize) -> ! {
     if fdt.virtio0 {
         test_virtio_blk(tb);
     }
-    if has_word(fdt.bootargs, b"uart-irq") {
-        test_uart_irq(&fdt, tb);
+    let (rtc_irq, uart_irq) = (
+        has_word(fdt.bootargs, b"rtc-irq"),
+        has_word(fdt.bootargs, b"uart-irq"),
+    );
+    if rtc_irq || uart_irq {
+        match setup_irqchip(&fdt) {
+            Some(chip) => {
+                if rtc_irq {
+                    test_rtc_irq(chip, tb);
+                }
+                if uart_irq {
+                    test_uart_irq(chip, tb);
+                }
+            }
+            None => fail("irqchip", "no PLIC or APLIC in the device tree"),
+        }
+        let other = OTHER_IRQ.load(Ordering::Relaxed);
+        if other != 0 {
+            say!("BM-FAIL irqchip unexpected interrupt {}", other);
+            FAILS.fetch_add(1, Ordering::Relaxed);
+        }
     }
     finish(word_value(fdt.bootargs, b"exit=").unwrap_or(b"srst-shutdown"))
 }
