@@ -25,7 +25,7 @@ else
   echo "L1-SBI-V01 unknown (no /proc/config.gz)"
 fi
 for i in /sys/class/iommu/*; do
-  [ -e "$i" ] && echo "L1-IOMMU ${i##*/} device=$(basename "$(readlink "$i/device")")"
+  [ -e "$i" ] && echo "L1-IOMMU ${i##*/}"
 done
 echo "PT-DEVICES blk=$PT_BLK net=$PT_NET"
 [ -n "$PT_BLK" ] || bad "no virtio-blk-pci (1af4:1042) in L1"
