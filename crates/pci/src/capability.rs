@@ -47,17 +47,25 @@ pub fn capabilities(config: &[u8]) -> Vec<Capability> {
 }
 
 /// Unlinks the capability at `offset` from the list in `config` (used to hide capabilities from a guest).
-/// Returns whether it was found.
+/// Returns whether it was found. The list is rewritten as the walk of [`capabilities`] saw it, minus that
+/// entry, and ends with a null pointer: a device whose list loops back on itself must not keep the
+/// hidden capability reachable through the loop.
 pub fn unlink(config: &mut [u8], offset: u8) -> bool {
     let caps = capabilities(config);
-    let Some(pos) = caps.iter().position(|c| c.offset == offset) else {
+    if !caps.iter().any(|c| c.offset == offset) {
         return false;
-    };
-    let next = config[offset as usize + 1];
-    if pos == 0 {
-        config[CAPABILITY_POINTER as usize] = next;
-    } else {
-        config[caps[pos - 1].offset as usize + 1] = next;
+    }
+    let kept: Vec<usize> = caps
+        .iter()
+        .filter(|c| c.offset != offset)
+        .map(|c| usize::from(c.offset))
+        .collect();
+    config[CAPABILITY_POINTER as usize] = kept.first().map_or(0, |&o| o as u8);
+    for pair in kept.windows(2) {
+        config[pair[0] + 1] = pair[1] as u8;
+    }
+    if let Some(&last) = kept.last() {
+        config[last + 1] = 0;
     }
     true
 }
@@ -113,5 +121,20 @@ mod tests {
         let ids: Vec<u8> = capabilities(&c).iter().map(|c| c.id).collect();
         assert_eq!(ids, vec![3]);
         assert!(!unlink(&mut c, 0x70));
+    }
+
+    /// Found by the `pci_config` fuzz target: in a list that loops (0x40 -> 0x50 -> 0x40), unlinking
+    /// 0x40 left it reachable through 0x50.
+    #[test]
+    fn unlink_in_a_looping_list_hides_the_capability() {
+        let mut c = space(&[(0x40, 0x05, 0x50), (0x50, 0x11, 0x40)]);
+        assert!(unlink(&mut c, 0x40));
+        assert_eq!(
+            capabilities(&c),
+            vec![Capability {
+                id: 0x11,
+                offset: 0x50
+            }]
+        );
     }
 }
