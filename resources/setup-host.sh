@@ -8,10 +8,12 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# The second line: what resources/build-l1-kernel.sh needs to build the project's L1 kernel.
+# The third line: what resources/build-l1-kernel.sh needs to build the project's L1 kernel; the fourth:
+# libFuzzer's C++ sources for resources/fuzz.sh.
 HOST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross cpio kmod xz-utils device-tree-compiler
   e2fsprogs
-  make gcc libc6-dev flex bison bc libelf-dev libssl-dev patch)
+  make gcc libc6-dev flex bison bc libelf-dev libssl-dev patch
+  g++)
 log() { echo "[setup-host] $*" >&2; }
 
 have_all() {

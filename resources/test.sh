@@ -2,7 +2,8 @@
 # The project's whole test suite, from a fresh Debian 12 x86_64 machine:
 #   1. install host packages and the Rust riscv64 target      (setup-host.sh)
 #   2. lint: cargo fmt --check, clippy for host and riscv64
-#   3. host unit tests (arch-neutral crates, CLI, bench helpers)
+#   3. host unit tests (arch-neutral crates, CLI, bench helpers), then fuzzing: every target of fuzz/ for
+#      RVVMM_FUZZ_SECONDS (default 20) each                    (fuzz.sh)
 #   4. build the static riscv64 rvvmm                           (build-rvvmm.sh)
 #   5. build the L1/L2 images (cached in .cache/)               (build-images.sh)
 #   6. build the project's L1 kernel for the vfio host kind (cached in ~/.cache/rvvmm; build-l1-kernel.sh),
@@ -22,10 +23,12 @@ lint() {
   cargo fmt --all -- --check
   cargo clippy --locked --workspace --all-targets -- -D warnings
   cargo clippy --locked --workspace --all-targets --target riscv64gc-unknown-linux-gnu -- -D warnings
+  (cd fuzz && cargo fmt -- --check && cargo clippy --locked --all-targets -- -D warnings)
 }
 stage "setup host" resources/setup-host.sh
 [ "${RVVMM_SKIP_LINT:-0}" = 1 ] || stage "lint" lint
 stage "host unit tests" cargo test --locked --workspace
+stage "fuzz" resources/fuzz.sh
 stage "build riscv64 rvvmm" resources/build-rvvmm.sh
 stage "build images" resources/build-images.sh
 build_l1_kernel() {
