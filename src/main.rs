@@ -25,7 +25,7 @@ const EXIT_USAGE: u8 = 2;
         each pinned to its own host core.",
     after_help = "Exit status: 0 when the guest powers off; 3 when it asks for a reset; 4 when it reports a \
         failure;\n124 when --timeout expires; 1 for setup errors (one line `rvvmm: error: ...` on stderr); 2 for usage errors; 128+N when \
-        stopped by signal N.\nConsole: the guest's serial port is rvvmm's stdin/stdout. On a terminal, press \
+        stopped by signal N;\n159 when a thread made a system call its seccomp filter forbids.\nConsole: the guest's serial port is rvvmm's stdin/stdout. On a terminal, press \
         Ctrl-A then x to stop the VM\n(Ctrl-A Ctrl-A sends a literal Ctrl-A).\nLogs: --log-level or RUST_LOG \
         (error, warn, info, debug, trace), printed on stderr."
 )]
@@ -89,6 +89,11 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     dump_dtb: Option<PathBuf>,
 
+    /// Seccomp filters: on (default) confines each rvvmm thread to the system calls its kind needs once the
+    /// guest runs (a forbidden call ends rvvmm with status 159 and a line naming it); off, to debug.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    seccomp: bool,
+
     /// Log level: off, error, warn, info, debug, trace (default warn; RUST_LOG also works).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -116,7 +121,17 @@ impl Cli {
             devices: self.device,
             irqchip: self.irqchip,
             dump_dtb: self.dump_dtb,
+            seccomp: self.seccomp,
         }
+    }
+}
+
+/// Parses on/off.
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{s}' is neither on nor off")),
     }
 }
 
@@ -223,6 +238,10 @@ mod tests {
         assert_eq!(cfg.memory, 256 << 20);
         assert_eq!(cfg.cmdline, "console=ttyS0");
         assert_eq!(cfg.cpus, CpuPlacement::Count(1));
+        assert!(cfg.seccomp);
+        let off = Cli::try_parse_from(["rvvmm", "--kernel", "k", "--seccomp", "off"]).unwrap();
+        assert!(!off.into_config().seccomp);
+        assert!(Cli::try_parse_from(["rvvmm", "--kernel", "k", "--seccomp", "maybe"]).is_err());
         assert!(
             Cli::try_parse_from(["rvvmm", "--kernel", "k", "--cores", "2", "--cpus", "1"]).is_err()
         );

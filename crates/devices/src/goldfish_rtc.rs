@@ -80,6 +80,14 @@ pub struct GoldfishRtc {
 impl GoldfishRtc {
     /// An RTC on interrupt line `irq`, reading the host's clock.
     pub fn new(irq: Arc<dyn IrqLine>) -> std::io::Result<GoldfishRtc> {
+        Self::with_thread_hook(irq, Box::new(|| {}))
+    }
+
+    /// An RTC whose alarm thread runs `on_start` first.
+    pub fn with_thread_hook(
+        irq: Arc<dyn IrqLine>,
+        on_start: crate::ThreadHook,
+    ) -> std::io::Result<GoldfishRtc> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -88,7 +96,10 @@ impl GoldfishRtc {
         let thread_shared = shared.clone();
         std::thread::Builder::new()
             .name("rtc-alarm".into())
-            .spawn(move || alarm_thread(&thread_shared))?;
+            .spawn(move || {
+                on_start();
+                alarm_thread(&thread_shared)
+            })?;
         Ok(GoldfishRtc { shared })
     }
 }

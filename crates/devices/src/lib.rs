@@ -11,3 +11,6 @@ pub mod serial;
 pub mod sifive_test;
 
 pub use bus::{MmioBus, MmioDevice, SharedMmioDevice};
+
+/// Runs first on a thread a device starts (rvvmm installs the thread's seccomp filter there).
+pub type ThreadHook = Box<dyn FnOnce() + Send>;

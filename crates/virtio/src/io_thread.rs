@@ -112,8 +112,11 @@ impl MutEventSubscriber for QueueNotifications {
 /// The event loop type.
 pub type IoEventManager = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
 
-/// Starts the I/O thread serving `transports`.
-pub fn spawn(transports: &[Arc<Mutex<MmioTransport>>]) -> std::io::Result<()> {
+/// Starts the I/O thread serving `transports`; it runs `on_start` first.
+pub fn spawn(
+    transports: &[Arc<Mutex<MmioTransport>>],
+    on_start: devices::ThreadHook,
+) -> std::io::Result<()> {
     let mut manager = IoEventManager::new().map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     for t in transports {
         let sub: Arc<Mutex<dyn MutEventSubscriber + Send>> =
@@ -122,10 +125,13 @@ pub fn spawn(transports: &[Arc<Mutex<MmioTransport>>]) -> std::io::Result<()> {
     }
     std::thread::Builder::new()
         .name("virtio-io".into())
-        .spawn(move || loop {
-            if let Err(e) = manager.run() {
-                log::error!("virtio I/O loop: {e:?}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
+        .spawn(move || {
+            on_start();
+            loop {
+                if let Err(e) = manager.run() {
+                    log::error!("virtio I/O loop: {e:?}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
             }
         })?;
     Ok(())

@@ -452,6 +452,8 @@ pub struct VmConfig {
     pub irqchip: IrqchipMode,
     /// Write the generated device tree here and exit instead of running.
     pub dump_dtb: Option<PathBuf>,
+    /// Confine every thread with its seccomp filter once the guest runs (`--seccomp on`, the default).
+    pub seccomp: bool,
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use vm_memory::GuestMemoryMmap;
 use crate::config::VmConfig;
 use crate::irqchip::GuestIrqchip;
 use crate::pci_glue::{KvmPassthrough, MSI_GSI_BASE};
+use crate::seccomp::{self, Filters, ThreadKind};
 use crate::{Error, GuestExit};
 
 /// A virtio-mmio transport in its slot.
@@ -51,16 +52,25 @@ pub struct DeviceManager {
     bus: MmioBus,
     virtio: Vec<VirtioSlot>,
     pci: Option<PciState>,
+    /// The seccomp filters the threads of devices install (`None` with `--seccomp off`).
+    seccomp: Option<Arc<Filters>>,
 }
 
 impl DeviceManager {
-    /// A manager with no devices yet.
-    pub fn new() -> DeviceManager {
+    /// A manager with no devices yet, whose device threads install `seccomp`'s filters.
+    pub fn new(seccomp: Option<Arc<Filters>>) -> DeviceManager {
         DeviceManager {
             bus: MmioBus::new(),
             virtio: Vec::new(),
             pci: None,
+            seccomp,
         }
+    }
+
+    /// A hook that installs `kind`'s filter on the thread it runs on.
+    fn thread_hook(&self, kind: ThreadKind, name: &'static str) -> devices::ThreadHook {
+        let filters = self.seccomp.clone();
+        Box::new(move || seccomp::apply_or_exit(filters.as_deref(), kind, name))
     }
 
     fn insert(&mut self, base: u64, size: u64, device: SharedMmioDevice) -> Result<(), Error> {
@@ -100,9 +110,12 @@ impl DeviceManager {
             SIFIVE_TEST_SIZE,
             Arc::new(Mutex::new(finisher)),
         )?;
-        let rtc = GoldfishRtc::new(irqchip.line(RTC_IRQ)).map_err(|source| Error::Io {
-            what: "cannot start the RTC alarm thread".into(),
-            source,
+        let hook = self.thread_hook(ThreadKind::RtcAlarm, "rtc-alarm");
+        let rtc = GoldfishRtc::with_thread_hook(irqchip.line(RTC_IRQ), hook).map_err(|source| {
+            Error::Io {
+                what: "cannot start the RTC alarm thread".into(),
+                source,
+            }
         })?;
         self.insert(RTC_BASE, RTC_SIZE, Arc::new(Mutex::new(rtc)))?;
         if let Some((base, size, plic)) = irqchip.mmio_device() {
@@ -278,7 +291,8 @@ impl DeviceManager {
         if transports.is_empty() {
             return Ok(());
         }
-        virtio::io_thread::spawn(&transports).map_err(|source| Error::Io {
+        let hook = self.thread_hook(ThreadKind::VirtioIo, "virtio-io");
+        virtio::io_thread::spawn(&transports, hook).map_err(|source| Error::Io {
             what: "cannot start the virtio I/O thread".into(),
             source,
         })

@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod loader;
 pub mod preflight;
 pub mod sbi;
+pub mod seccomp;
 pub mod terminal;
 
 #[cfg(target_arch = "riscv64")]
@@ -73,6 +74,12 @@ pub enum Error {
     /// A device could not be set up (disk image, too many devices, ...).
     #[error("{0}")]
     Devices(String),
+    /// Seccomp filtering was asked for and cannot be set up.
+    #[error("{0}")]
+    Seccomp(String),
+    /// A seccomp filter could not be built or installed.
+    #[error(transparent)]
+    SeccompFilter(#[from] seccomp::SeccompError),
     /// Any other I/O failure during setup.
     #[error("{what}: {source}")]
     Io {

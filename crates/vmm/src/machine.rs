@@ -25,6 +25,7 @@ use crate::irqchip::GuestIrqchip;
 use crate::loader::KernelFormat;
 use crate::preflight::Plan;
 use crate::sbi::SbiConsole;
+use crate::seccomp::{self, Filters, ThreadKind};
 use crate::terminal::{EscapeParser, RawTerminal};
 use crate::{Error, GuestExit};
 
@@ -68,6 +69,7 @@ pub fn run(
     passthrough: &[PassthroughTarget],
 ) -> Result<GuestExit, Error> {
     let num_vcpus = plan.cores.len() as u32;
+    let filters = seccomp_filters(config.seccomp)?;
     keep_own_threads_off(&plan.cores, allowed_cpus);
     let vm = Arc::new(Vm::new()?);
     let mem = create_guest_ram(&vm, config.memory)?;
@@ -91,7 +93,7 @@ pub fn run(
     // Devices (created before the device tree, which lists them).
     let (exit_tx, exit_rx) = channel::<GuestExit>();
     let input = Arc::new(ConsoleInput::new());
-    let mut devices = DeviceManager::new();
+    let mut devices = DeviceManager::new(filters.clone());
     let uart = devices.add_platform_devices(&irqchip, input.clone(), exit_tx.clone())?;
     devices.add_virtio_devices(config, &mem, &irqchip, &vm)?;
     devices.add_passthrough_devices(passthrough, &mem, config.memory, &irqchip, &vm)?;
@@ -124,13 +126,21 @@ pub fn run(
     // Console and signals. Block the stop signals in every thread; one thread waits for them.
     let raw = RawTerminal::enable().map_err(io_err("cannot put the terminal in raw mode"))?;
     block_stop_signals();
-    spawn_signal_thread(exit_tx.clone())?;
-    spawn_stdin_thread(input.clone(), uart, raw.is_some(), exit_tx.clone())?;
+    spawn_signal_thread(exit_tx.clone(), filters.clone())?;
+    spawn_stdin_thread(
+        input.clone(),
+        uart,
+        raw.is_some(),
+        exit_tx.clone(),
+        filters.clone(),
+    )?;
     if let Some(secs) = config.timeout {
         let exits = exit_tx.clone();
+        let filters = filters.clone();
         std::thread::Builder::new()
             .name("timeout".into())
             .spawn(move || {
+                seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Timeout, "timeout");
                 std::thread::sleep(std::time::Duration::from_secs(secs));
                 log::warn!("--timeout {secs}: stopping the VM");
                 let _ = exits.send(GuestExit::Timeout);
@@ -145,7 +155,11 @@ pub fn run(
         exits: exit_tx,
         unmapped_warnings: AtomicU32::new(0),
     });
-    spawn_vcpus(vcpus, &plan.cores, &shared)?;
+    spawn_vcpus(vcpus, &plan.cores, &shared, &filters)?;
+    // Last, the main thread (every thread is started: threads inherit the filter of their parent).
+    if let Some(f) = &filters {
+        f.install(ThreadKind::Main, "main")?;
+    }
     log::info!(
         "guest started: {} vcpu(s) on host cores {:?}, {} MiB RAM, kernel at {:#x}, fdt at {:#x}",
         num_vcpus,
@@ -154,6 +168,9 @@ pub fn run(
         plan.kernel.entry,
         plan.layout.fdt_addr
     );
+    if filters.is_some() {
+        log::info!("seccomp filters installed on every thread");
+    }
 
     let why = exit_rx.recv().unwrap_or(GuestExit::Failure);
     // Nothing written by the guest may be lost: flush every device before exiting, whatever the reason.
@@ -264,20 +281,49 @@ fn load_kernel_and_initrd(
     Ok(())
 }
 
+/// The seccomp filters of every thread kind when `on`, with the SIGSYS handler that reports a
+/// forbidden call installed.
+fn seccomp_filters(on: bool) -> Result<Option<Arc<Filters>>, Error> {
+    if !on {
+        log::warn!("--seccomp off: rvvmm's threads run without seccomp filters");
+        return Ok(None);
+    }
+    if !seccomp::supported() {
+        return Err(Error::Seccomp(
+            "this host kernel has no seccomp filters (CONFIG_SECCOMP_FILTER); run with --seccomp off"
+                .into(),
+        ));
+    }
+    let filters = Filters::build()?;
+    seccomp::install_sigsys_handler()?;
+    Ok(Some(Arc::new(filters)))
+}
+
 /// Starts one thread per vcpu, named `vcpuN` and pinned to its core.
-fn spawn_vcpus(vcpus: Vec<Vcpu>, cores: &[usize], shared: &Arc<VcpuShared>) -> Result<(), Error> {
+fn spawn_vcpus(
+    vcpus: Vec<Vcpu>,
+    cores: &[usize],
+    shared: &Arc<VcpuShared>,
+    filters: &Option<Arc<Filters>>,
+) -> Result<(), Error> {
     for (vcpu, &core) in vcpus.into_iter().zip(cores) {
         let shared = shared.clone();
+        let filters = filters.clone();
         let name = format!("vcpu{}", vcpu.id());
         std::thread::Builder::new()
             .name(name.clone())
-            .spawn(move || vcpu_thread(vcpu, core, shared))
+            .spawn(move || vcpu_thread(vcpu, core, shared, filters))
             .map_err(io_err(format!("cannot start thread {name}")))?;
     }
     Ok(())
 }
 
-fn vcpu_thread(mut vcpu: Vcpu, core: usize, shared: Arc<VcpuShared>) {
+fn vcpu_thread(
+    mut vcpu: Vcpu,
+    core: usize,
+    shared: Arc<VcpuShared>,
+    filters: Option<Arc<Filters>>,
+) {
     let id = vcpu.id();
     if let Err(e) = crate::host::pin_current_thread(core) {
         log::error!("vcpu{id}: cannot pin to host core {core}: {e}");
@@ -285,6 +331,15 @@ fn vcpu_thread(mut vcpu: Vcpu, core: usize, shared: Arc<VcpuShared>) {
         return;
     }
     log::debug!("vcpu{id} pinned to host core {core}");
+    if let Some(f) = &filters {
+        // A name for SIGSYS messages that lives as long as the process (one per vcpu).
+        let name: &'static str = Box::leak(format!("vcpu{id}").into_boxed_str());
+        if let Err(e) = f.install(ThreadKind::Vcpu, name) {
+            log::error!("vcpu{id}: {e}");
+            shared.stop(GuestExit::Failure);
+            return;
+        }
+    }
     loop {
         match vcpu.run() {
             Ok(Exit::MmioRead(addr, data)) => {
@@ -354,17 +409,23 @@ fn block_stop_signals() {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
-fn spawn_signal_thread(exits: Sender<GuestExit>) -> Result<(), Error> {
+fn spawn_signal_thread(
+    exits: Sender<GuestExit>,
+    filters: Option<Arc<Filters>>,
+) -> Result<(), Error> {
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || loop {
-            let set = stop_sigset();
-            let mut sig: libc::c_int = 0;
-            // SAFETY: `set` is valid and `sig` is writable; the signals are blocked in every thread.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                log::warn!("stopping the VM on signal {sig}");
-                let _ = exits.send(GuestExit::Signal(sig));
-                return;
+        .spawn(move || {
+            seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Signals, "signals");
+            loop {
+                let set = stop_sigset();
+                let mut sig: libc::c_int = 0;
+                // SAFETY: `set` is valid and `sig` is writable; the signals are blocked in every thread.
+                if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                    log::warn!("stopping the VM on signal {sig}");
+                    let _ = exits.send(GuestExit::Signal(sig));
+                    return;
+                }
             }
         })
         .map(|_| ())
@@ -376,10 +437,12 @@ fn spawn_stdin_thread(
     uart: Arc<Mutex<Uart>>,
     tty: bool,
     exits: Sender<GuestExit>,
+    filters: Option<Arc<Filters>>,
 ) -> Result<(), Error> {
     std::thread::Builder::new()
         .name("console-in".into())
         .spawn(move || {
+            seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Console, "console-in");
             let mut stdin = std::io::stdin().lock();
             let mut escape = EscapeParser::default();
             let mut buf = [0u8; 4096];

@@ -155,6 +155,7 @@ mod tests {
             devices: vec![],
             irqchip: IrqchipMode::Auto,
             dump_dtb: None,
+            seccomp: true,
         }
     }
 

@@ -1,0 +1,458 @@
+//! Seccomp filters, one per kind of rvvmm thread (built with seccompiler). Each thread installs its own
+//! filter when its set-up is done: from then on it may only make the system calls its kind needs. Nothing
+//! opens files, creates sockets, starts processes or threads, maps other processes or changes
+//! credentials once the guest runs, so none of that is allowed anywhere.
+//!
+//! A forbidden call raises SIGSYS; rvvmm's handler prints one line naming the thread and the call
+//! (`rvvmm: error: seccomp: thread vcpu0 made a forbidden system call: socket (198)`) and exits with
+//! status [`EXIT_SECCOMP`] (128 + SIGSYS), before the call could do anything.
+//!
+//! The lists are by system call number only (arguments are not inspected: ioctl is needed for KVM, VFIO,
+//! vhost and the terminal alike). The rules are arch-neutral (libc's numbers of the target) and compile
+//! on any host for the unit tests; only riscv64 installs them.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+
+/// Exit status after a forbidden system call: 128 + SIGSYS.
+pub const EXIT_SECCOMP: i32 = 128 + libc::SIGSYS;
+
+/// Environment variable of the self-test: a thread whose kind it names makes a forbidden call (socket)
+/// right after installing its filter. Only the tests use it.
+pub const SELFTEST_ENV: &str = "RVVMM_SECCOMP_SELFTEST";
+
+/// The kinds of threads rvvmm runs once the guest starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ThreadKind {
+    /// The main thread: waits for the guest to stop, then flushes the devices and exits.
+    Main,
+    /// A vcpu: KVM_RUN, MMIO and SBI exits (device registers, VFIO config and interrupt routing).
+    Vcpu,
+    /// The virtio I/O thread: queue notifications, disk and tap I/O, interrupts.
+    VirtioIo,
+    /// The console input thread: reads stdin and feeds the UART.
+    Console,
+    /// The signal thread: waits for SIGTERM/SIGINT/SIGHUP.
+    Signals,
+    /// The RTC alarm thread: sleeps until the guest's alarm and raises its interrupt.
+    RtcAlarm,
+    /// The --timeout thread: sleeps.
+    Timeout,
+}
+
+impl ThreadKind {
+    /// Every kind.
+    pub const ALL: [ThreadKind; 7] = [
+        ThreadKind::Main,
+        ThreadKind::Vcpu,
+        ThreadKind::VirtioIo,
+        ThreadKind::Console,
+        ThreadKind::Signals,
+        ThreadKind::RtcAlarm,
+        ThreadKind::Timeout,
+    ];
+
+    /// The name used in messages and in [`SELFTEST_ENV`].
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadKind::Main => "main",
+            ThreadKind::Vcpu => "vcpu",
+            ThreadKind::VirtioIo => "virtio-io",
+            ThreadKind::Console => "console-in",
+            ThreadKind::Signals => "signals",
+            ThreadKind::RtcAlarm => "rtc-alarm",
+            ThreadKind::Timeout => "timeout",
+        }
+    }
+}
+
+/// What every thread needs: memory allocation, locks, time, its own signals and exit, writing logs.
+const COMMON: &[libc::c_long] = &[
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_futex,
+    libc::SYS_sched_yield,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+    libc::SYS_gettimeofday,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    // abort() after a panic raises SIGABRT at the thread.
+    libc::SYS_tgkill,
+    libc::SYS_getrandom,
+    libc::SYS_write,
+    libc::SYS_close,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+
+/// Device work: reading and writing device fds (eventfds, disk images, taps, VFIO regions), flushing
+/// disks, KVM/VFIO/vhost ioctls and the I/O thread's epoll loop.
+const DEVICE_IO: &[libc::c_long] = &[
+    libc::SYS_read,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_preadv,
+    libc::SYS_pwritev,
+    libc::SYS_lseek,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_fallocate,
+    libc::SYS_ioctl,
+    libc::SYS_fcntl,
+    libc::SYS_eventfd2,
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_pwait,
+    libc::SYS_ppoll,
+];
+
+/// The system calls a thread of `kind` may make.
+pub fn allowed(kind: ThreadKind) -> Vec<libc::c_long> {
+    let mut calls = COMMON.to_vec();
+    match kind {
+        ThreadKind::Main | ThreadKind::Vcpu | ThreadKind::VirtioIo => {
+            calls.extend_from_slice(DEVICE_IO)
+        }
+        // Input goes to the UART, whose interrupt is a KVM ioctl (or a PLIC update, also an ioctl).
+        ThreadKind::Console => calls.extend_from_slice(&[libc::SYS_read, libc::SYS_ioctl]),
+        ThreadKind::Signals => calls.push(libc::SYS_rt_sigtimedwait),
+        ThreadKind::RtcAlarm => calls.push(libc::SYS_ioctl),
+        ThreadKind::Timeout => {}
+    }
+    calls.sort_unstable();
+    calls.dedup();
+    calls
+}
+
+/// Errors building or installing a filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// seccompiler refused the rules.
+    #[error("cannot build the seccomp filter of the {0} thread: {1}")]
+    Build(&'static str, seccompiler::BackendError),
+    /// The kernel refused the filter.
+    #[error("cannot install the seccomp filter of the {0} thread: {1}")]
+    Install(&'static str, seccompiler::Error),
+    /// The SIGSYS handler could not be installed.
+    #[error("cannot install the SIGSYS handler: {0}")]
+    Handler(std::io::Error),
+}
+
+fn target_arch() -> TargetArch {
+    #[cfg(target_arch = "riscv64")]
+    {
+        TargetArch::riscv64
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        TargetArch::aarch64
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        TargetArch::x86_64
+    }
+}
+
+/// The compiled filters of every thread kind, built once before the threads start.
+#[derive(Debug, Clone)]
+pub struct Filters {
+    programs: BTreeMap<ThreadKind, BpfProgram>,
+}
+
+impl Filters {
+    /// Builds every kind's filter: allowed calls pass, anything else traps (SIGSYS).
+    pub fn build() -> Result<Filters, SeccompError> {
+        let mut programs = BTreeMap::new();
+        for kind in ThreadKind::ALL {
+            let rules = allowed(kind)
+                .into_iter()
+                .map(|nr| (nr, Vec::new()))
+                .collect();
+            let filter = SeccompFilter::new(
+                rules,
+                SeccompAction::Trap,
+                SeccompAction::Allow,
+                target_arch(),
+            )
+            .map_err(|e| SeccompError::Build(kind.name(), e))?;
+            let program: BpfProgram = filter
+                .try_into()
+                .map_err(|e| SeccompError::Build(kind.name(), e))?;
+            programs.insert(kind, program);
+        }
+        Ok(Filters { programs })
+    }
+
+    /// The compiled filter of `kind`.
+    pub fn program(&self, kind: ThreadKind) -> &BpfProgram {
+        &self.programs[&kind]
+    }
+
+    /// Installs `kind`'s filter on the calling thread (for good), named `name` in SIGSYS messages.
+    pub fn install(&self, kind: ThreadKind, name: &'static str) -> Result<(), SeccompError> {
+        THREAD_NAME.with(|n| n.set(name));
+        seccompiler::apply_filter(self.program(kind))
+            .map_err(|e| SeccompError::Install(kind.name(), e))?;
+        log::debug!(
+            "seccomp filter of the {} thread installed on {name}",
+            kind.name()
+        );
+        if std::env::var(SELFTEST_ENV).is_ok_and(|v| v == kind.name()) {
+            log::warn!("{SELFTEST_ENV}: {name} makes a forbidden system call");
+            // SAFETY: socket() takes integer arguments only; it is expected to trap before running.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        }
+        Ok(())
+    }
+}
+
+/// Installs `kind`'s filter on the calling thread when there are filters (`--seccomp on`). For threads
+/// that cannot report an error (those started by the device crates): a failure ends rvvmm with one
+/// error line, since a thread must never run unfiltered when filtering was asked for.
+pub fn apply_or_exit(filters: Option<&Filters>, kind: ThreadKind, name: &'static str) {
+    if let Some(f) = filters {
+        if let Err(e) = f.install(kind, name) {
+            eprintln!("rvvmm: error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Whether this kernel supports seccomp filters (prctl(PR_GET_SECCOMP) answers).
+pub fn supported() -> bool {
+    // SAFETY: PR_GET_SECCOMP takes no pointer arguments; it fails with EINVAL without CONFIG_SECCOMP.
+    unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 }
+}
+
+thread_local! {
+    /// The name of the thread, for the SIGSYS handler.
+    static THREAD_NAME: Cell<&'static str> = const { Cell::new("?") };
+}
+
+/// Names of the system calls a misbehaving rvvmm would most likely make (the rest print as a number).
+fn syscall_name(nr: libc::c_long) -> &'static str {
+    const NAMES: &[(libc::c_long, &str)] = &[
+        (libc::SYS_openat, "openat"),
+        (libc::SYS_socket, "socket"),
+        (libc::SYS_connect, "connect"),
+        (libc::SYS_bind, "bind"),
+        (libc::SYS_listen, "listen"),
+        (libc::SYS_accept4, "accept4"),
+        (libc::SYS_sendto, "sendto"),
+        (libc::SYS_recvfrom, "recvfrom"),
+        (libc::SYS_sendmsg, "sendmsg"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_execve, "execve"),
+        (libc::SYS_clone, "clone"),
+        (libc::SYS_clone3, "clone3"),
+        (libc::SYS_kill, "kill"),
+        (libc::SYS_ptrace, "ptrace"),
+        (libc::SYS_mount, "mount"),
+        (libc::SYS_unlinkat, "unlinkat"),
+        (libc::SYS_statx, "statx"),
+        (libc::SYS_newfstatat, "newfstatat"),
+        (libc::SYS_fstat, "fstat"),
+        (libc::SYS_prctl, "prctl"),
+        (libc::SYS_rt_sigaction, "rt_sigaction"),
+        (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+        (libc::SYS_sched_getaffinity, "sched_getaffinity"),
+        (libc::SYS_sched_setaffinity, "sched_setaffinity"),
+        (libc::SYS_dup, "dup"),
+        (libc::SYS_dup3, "dup3"),
+        (libc::SYS_pipe2, "pipe2"),
+        (libc::SYS_flock, "flock"),
+        (libc::SYS_ftruncate, "ftruncate"),
+        (libc::SYS_getdents64, "getdents64"),
+        (libc::SYS_uname, "uname"),
+        (libc::SYS_setsockopt, "setsockopt"),
+        (libc::SYS_memfd_create, "memfd_create"),
+        (libc::SYS_eventfd2, "eventfd2"),
+        (libc::SYS_epoll_create1, "epoll_create1"),
+        (libc::SYS_timerfd_create, "timerfd_create"),
+        (libc::SYS_read, "read"),
+        (libc::SYS_ioctl, "ioctl"),
+        (libc::SYS_pread64, "pread64"),
+        (libc::SYS_pwrite64, "pwrite64"),
+        (libc::SYS_fdatasync, "fdatasync"),
+        (libc::SYS_fallocate, "fallocate"),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == nr)
+        .map_or("unknown", |(_, name)| name)
+}
+
+/// A fixed buffer the SIGSYS handler formats its line into (no allocation in a signal handler).
+struct LineBuf {
+    buf: [u8; 192],
+    len: usize,
+}
+
+impl LineBuf {
+    fn push(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+
+    fn push_number(&mut self, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..]);
+    }
+}
+
+/// The line printed for forbidden call `nr` on thread `thread`.
+fn forbidden_line(thread: &str, nr: libc::c_long) -> LineBuf {
+    let mut line = LineBuf {
+        buf: [0; 192],
+        len: 0,
+    };
+    line.push(b"rvvmm: error: seccomp: thread ");
+    line.push(thread.as_bytes());
+    line.push(b" made a forbidden system call: ");
+    line.push(syscall_name(nr).as_bytes());
+    line.push(b" (");
+    line.push_number(nr as u64);
+    line.push(b")\n");
+    line
+}
+
+/// Offset of `si_syscall` in a SIGSYS siginfo (after signo, errno, code, padding and `si_call_addr`).
+const SI_SYSCALL_OFFSET: usize = 16 + std::mem::size_of::<usize>();
+
+extern "C" fn sigsys_handler(
+    _sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; for SIGSYS (SYS_SECCOMP) the
+    // union holds `_sigsys`, whose `_syscall` int is at SI_SYSCALL_OFFSET on 64-bit Linux.
+    let nr = unsafe {
+        std::ptr::read_unaligned((info as *const u8).add(SI_SYSCALL_OFFSET) as *const i32)
+    };
+    let thread = THREAD_NAME.with(|n| n.get());
+    let line = forbidden_line(thread, libc::c_long::from(nr));
+    // SAFETY: write and _exit are async-signal-safe and allowed by every filter; the buffer is valid.
+    unsafe {
+        libc::write(2, line.buf.as_ptr().cast(), line.len);
+        libc::_exit(EXIT_SECCOMP);
+    }
+}
+
+/// Installs the process-wide SIGSYS handler that reports forbidden calls (before any filter).
+pub fn install_sigsys_handler() -> Result<(), SeccompError> {
+    // SAFETY: a zeroed sigaction with a valid SA_SIGINFO handler, an empty mask and no old action
+    // requested; the return value is checked.
+    let ret = unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = sigsys_handler as *const () as usize;
+        act.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGSYS, &act, std::ptr::null_mut())
+    };
+    if ret != 0 {
+        return Err(SeccompError::Handler(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_compiles() {
+        let f = Filters::build().unwrap();
+        for kind in ThreadKind::ALL {
+            assert!(!f.program(kind).is_empty(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_opens_connects_or_spawns() {
+        for kind in ThreadKind::ALL {
+            let calls = allowed(kind);
+            for nr in [
+                libc::SYS_openat,
+                libc::SYS_socket,
+                libc::SYS_connect,
+                libc::SYS_execve,
+                libc::SYS_clone,
+                libc::SYS_clone3,
+                libc::SYS_ptrace,
+                libc::SYS_mount,
+                libc::SYS_kill,
+            ] {
+                assert!(!calls.contains(&nr), "{kind:?} allows {}", syscall_name(nr));
+            }
+            for nr in [libc::SYS_write, libc::SYS_futex, libc::SYS_exit_group] {
+                assert!(calls.contains(&nr), "{kind:?} lacks {}", syscall_name(nr));
+            }
+        }
+        assert!(allowed(ThreadKind::Vcpu).contains(&libc::SYS_ioctl));
+        assert!(!allowed(ThreadKind::Timeout).contains(&libc::SYS_ioctl));
+        assert!(allowed(ThreadKind::Signals).contains(&libc::SYS_rt_sigtimedwait));
+        assert!(!allowed(ThreadKind::Vcpu).contains(&libc::SYS_rt_sigtimedwait));
+    }
+
+    #[test]
+    fn the_forbidden_line_names_thread_and_call() {
+        let line = forbidden_line("vcpu1", libc::SYS_socket);
+        let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "rvvmm: error: seccomp: thread vcpu1 made a forbidden system call: socket ({})\n",
+                libc::SYS_socket
+            )
+        );
+        let line = forbidden_line("main", 100_000);
+        let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
+        assert!(text.ends_with("unknown (100000)\n"), "{text}");
+    }
+
+    /// A filtered thread that makes a forbidden call is stopped (in a child process, which the
+    /// handler ends with EXIT_SECCOMP), and the line names the call.
+    #[test]
+    fn a_forbidden_call_ends_the_process_with_its_status() {
+        let filters = Filters::build().unwrap();
+        // SAFETY: the child only installs a handler and a filter, then makes system calls before _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let _ = install_sigsys_handler();
+            let _ = filters.install(ThreadKind::Timeout, "timeout");
+            // SAFETY: see above; getppid is not on the timeout thread's list.
+            unsafe {
+                libc::getppid();
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is writable.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), EXIT_SECCOMP);
+    }
+}
