@@ -35,6 +35,7 @@ const AIA_SCENARIOS: &[&str] = &[
     "vfio-stock-errors",
     "baremetal",
     "plic-baremetal",
+    "seccomp",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
@@ -212,6 +213,35 @@ fn vcpu_threads_are_pinned_to_distinct_cores() {
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn sigterm_stops_the_vm_with_status_143() {
     aia_host().assert_markers("signal", &["SIGTERM-EXIT rc=143"]);
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn seccomp_filters_confine_every_thread_and_name_a_forbidden_call() {
+    let text = aia_host().passed("seccomp");
+    assert!(text.contains("SECCOMP-BOOT-OK rc=0"), "{text}");
+    for (kind, thread) in [
+        ("main", "main"),
+        ("vcpu", "vcpu0"),
+        ("virtio-io", "virtio-io"),
+        ("console-in", "console-in"),
+        ("signals", "signals"),
+        ("rtc-alarm", "rtc-alarm"),
+        ("timeout", "timeout"),
+    ] {
+        let prefix = format!("SECCOMP-SELFTEST {kind} ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no self-test of {kind}:\n{text}"));
+        assert!(line.contains(" rc=159 "), "{line}");
+        let want = format!(
+            "line=rvvmm: error: seccomp: thread {thread} made a forbidden system call: socket (198)"
+        );
+        assert!(line.contains(&want), "{kind}: '{want}' not in {line}");
+    }
+    assert!(text.contains("SECCOMP-OFF rc=143 warned=1"), "{text}");
+    assert!(text.contains("SECCOMP-FAILS 0"), "{text}");
 }
 
 #[test]
