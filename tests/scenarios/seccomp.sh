@@ -1,19 +1,22 @@
 # Seccomp: a boot with a disk and a net card runs with every thread's filter installed (the log says so),
-# the guest writes to its disk and powers off (rc 0). Then each kind of thread, made to call socket()
+# the guest writes to its disk, pings L1 over the card and powers off (rc 0). Then each kind of thread, made to call socket()
 # right after installing its filter (the tests-only RVVMM_SECCOMP_SELFTEST hook), ends rvvmm with status
 # 159 and one line naming the thread and the call. With --seccomp off the same hook does nothing.
 . /scenarios/lib.sh
+modprobe -q tun 2>/dev/null
 fails=0
 dd if=/dev/zero of=sc.img bs=1M count=8 2>/dev/null
 start_guest --cores 2 --memory 256M --disk path=sc.img --net tap=sctap0 --log-level info
-wait_for out 'RVVMM-L2-BOOTED' 240 || exit 1
+wait_for out 'RVVMM-L2-BOOTED' 240 || { tail -20 err; exit 1; }
 guest_cmd 'dd if=/dev/urandom of=/dev/vda bs=1M count=4 conv=fsync 2>/dev/null; echo SC-WROTE-$((2+3))-rc=$?' 'SC-WROTE-5-rc=' 120 || exit 1
-guest_cmd 'ip link set eth0 up; echo SC-NET-$((3+4))-rc=$?' 'SC-NET-7-rc=' 60 || exit 1
+ip addr add 10.0.4.1/24 dev sctap0 && ip link set sctap0 up
+guest_cmd 'ip addr add 10.0.4.15/24 dev eth0; ip link set eth0 up; ping -c 2 -W 5 10.0.4.1 >/dev/null; echo SC-NET-$((3+4))-rc=$?' 'SC-NET-7-rc=' 60 || exit 1
 echo 'poweroff -f' >&3
 finish_guest
 rc=$?
 tr -d '\r' <out | grep -E '^SC-' | tee results
 grep -q '^SC-WROTE-5-rc=0' results || fails=$((fails + 1))
+grep -q '^SC-NET-7-rc=0' results || fails=$((fails + 1))
 if grep -q 'seccomp filters installed on every thread' err && [ "$rc" -eq 0 ]; then
   echo "SECCOMP-BOOT-OK rc=$rc"
 else
