@@ -292,7 +292,16 @@ impl FromStr for PciAddress {
         };
         let addr = s.strip_prefix("path=").unwrap_or(s);
         let addr = addr.trim_end_matches('/');
-        let addr = addr.rsplit('/').next().unwrap_or(addr);
+        // A path must name the device in sysfs; anything else is not a PCI device.
+        let addr = match addr.rsplit_once('/') {
+            Some((dir, name)) if dir.trim_end_matches('/') == "/sys/bus/pci/devices" => name,
+            Some(_) => {
+                return Err(perr(format!(
+                    "invalid PCI device path '{s}': expected /sys/bus/pci/devices/DDDD:BB:DD.F"
+                )))
+            }
+            None => addr,
+        };
         let (dbd, func) = addr.split_once('.').ok_or_else(bad)?;
         let parts: Vec<&str> = dbd.split(':').collect();
         let (dom, bus, dev) = match parts.as_slice() {

@@ -117,6 +117,9 @@ pub enum LoaderError {
         /// File length.
         len: u64,
     },
+    /// The file ends inside the 64-byte ELF header.
+    #[error("truncated file: the ELF header needs 0x40 bytes, the file has {0:#x}")]
+    TruncatedHeader(u64),
     /// A segment (or a raw kernel) is not inside guest RAM.
     #[error(
         "{what} at {start:#x}..{end:#x} does not fit in guest RAM {ram_start:#x}..{ram_end:#x}"
@@ -214,6 +217,9 @@ pub fn place_kernel(
     }
 }
 
+/// Size of an ELF64 file header.
+const ELF64_HEADER_SIZE: usize = 64;
+
 fn place_elf(file: &[u8], ram: (u64, u64)) -> Result<KernelPlacement, LoaderError> {
     // Class and machine first, for clear messages on files goblin would also reject.
     if file.len() >= 20 && file.starts_with(b"\x7fELF") {
@@ -228,6 +234,9 @@ fn place_elf(file: &[u8], ram: (u64, u64)) -> Result<KernelPlacement, LoaderErro
         if machine != EM_RISCV {
             return Err(LoaderError::WrongMachine(machine));
         }
+    }
+    if file.len() < ELF64_HEADER_SIZE {
+        return Err(LoaderError::TruncatedHeader(file.len() as u64));
     }
     // Only the ELF header and the program headers matter for loading (section headers may be stripped).
     let header = Elf::parse_header(file).map_err(|e| LoaderError::BadElf(e.to_string()))?;
@@ -439,10 +448,10 @@ pub(crate) mod tests {
                 .contains("truncated file: the program header table"),
             "{e}"
         );
-        assert!(matches!(
+        assert_eq!(
             pk(&f[..40], None, 0, RAM),
-            Err(LoaderError::BadElf(_))
-        ));
+            Err(LoaderError::TruncatedHeader(40))
+        );
         // No PT_LOAD.
         let f = elf(EM_RISCV, 2, 0x8020_0000, &[]);
         assert_eq!(pk(&f, None, 0, RAM), Err(LoaderError::NoSegments));

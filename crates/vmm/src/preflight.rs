@@ -48,6 +48,34 @@ fn mib(b: u64) -> String {
     format!("{} MiB", b >> 20)
 }
 
+/// The guest name of disk `index` (vda, vdb, ...).
+fn disk_name(index: usize) -> String {
+    format!("vd{}", (b'a' + index as u8) as char)
+}
+
+/// One image file may back only one disk: the same file twice (under any name) would be two devices
+/// writing one image, and its lock would call the second "in use by another rvvmm".
+fn check_distinct_disks(config: &VmConfig) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<((u64, u64), usize)> = Vec::new();
+    for (i, disk) in config.disks.iter().enumerate() {
+        // A file that cannot be inspected is reported when the disk is opened.
+        let Ok(meta) = std::fs::metadata(&disk.path) else {
+            continue;
+        };
+        let key = (meta.dev(), meta.ino());
+        if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            return Err(Error::Devices(format!(
+                "--disk {} is the image of {} already; one image can back only one disk",
+                disk.path.display(),
+                disk_name(first)
+            )));
+        }
+        seen.push((key, i));
+    }
+    Ok(())
+}
+
 /// Runs every check; `allowed_cpus` and `host_memory` describe the host.
 pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Result<Plan, Error> {
     if config.disks.len() + config.nets.len() > arch::layout::VIRTIO_MMIO_SLOTS as usize {
@@ -58,6 +86,7 @@ pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Res
             arch::layout::VIRTIO_MMIO_SLOTS
         )));
     }
+    check_distinct_disks(config)?;
     if !config.devices.is_empty() && config.irqchip == IrqchipMode::Plic {
         return Err(Error::Devices(
             "--device needs the in-kernel AIA irqchip (passthrough interrupts are MSI-X, delivered to the guest's IMSIC); it cannot be used with --irqchip plic".into(),
@@ -180,6 +209,23 @@ mod tests {
     fn bad_inputs_are_refused() {
         let k = tmpfile("k", &header(0));
         let msg = |c: &VmConfig| check(c, &[0, 1], HOST_MEM).unwrap_err().to_string();
+
+        // The same image twice, under two names.
+        let img = tmpfile("disk.img", &[0u8; 1024]);
+        let mut c = config(k.clone());
+        let other_name = img.parent().unwrap().join(".").join("disk.img");
+        for path in [img.clone(), other_name] {
+            c.disks.push(crate::config::DiskConfig {
+                path,
+                readonly: false,
+                id: None,
+            });
+        }
+        assert!(
+            msg(&c).contains("is the image of vda already"),
+            "{}",
+            msg(&c)
+        );
 
         let c = config(PathBuf::from("/nonexistent/Image"));
         assert!(

@@ -635,6 +635,213 @@ fn test_virtio_blk(tb: u64) {
     mmio_w(0x70, 0);
 }
 
+/// Sets virtio-blk slot 0 up with queue 0 of `num` entries whose rings are at `desc`, `avail` and
+/// `used`, features VERSION_1 only, and sets DRIVER_OK. Returns the status register afterwards.
+fn blk_setup(num: u32, desc: usize, avail: usize, used: usize) -> u32 {
+    mmio_w(0x70, 0);
+    mmio_w(0x70, 1 | 2);
+    mmio_w(0x24, 1);
+    mmio_w(0x20, 1);
+    mmio_w(0x24, 0);
+    mmio_w(0x20, 0);
+    mmio_w(0x70, 1 | 2 | 8);
+    mmio_w(0x30, 0);
+    mmio_w(0x38, num);
+    for (off, v) in [(0x80, desc), (0x90, avail), (0xa0, used)] {
+        mmio_w(off, v as u32);
+        mmio_w(off + 4, (v >> 32) as u32);
+    }
+    mmio_w(0x44, 1);
+    mmio_w(0x70, 1 | 2 | 8 | 4);
+    mmio_r(0x70)
+}
+
+fn check(name: &str, ok: bool, detail: core::fmt::Arguments) {
+    if ok {
+        say!("BM-PASS {} {}", name, detail);
+    } else {
+        FAILS.fetch_add(1, Ordering::Relaxed);
+        say!("BM-FAIL {} {}", name, detail);
+    }
+}
+
+/// `hostile`: what a broken or malicious driver does to rvvmm's devices. Each action must be refused
+/// or ignored without harming rvvmm; the normal virtio-blk read that follows proves the device still
+/// serves, and the exit status proves rvvmm kept running.
+fn test_hostile(tb: u64) {
+    // Notifications of queues that do not exist, before any set-up.
+    for q in [1u32, 7, 0xffff, u32::MAX] {
+        mmio_w(0x50, q);
+    }
+    // Writes to read-only registers and to the read-only config space (capacity).
+    let capacity = mmio_r(0x100);
+    for off in [
+        0x000, 0x004, 0x008, 0x00c, 0x010, 0x034, 0x060, 0x0fc, 0x100, 0x104,
+    ] {
+        mmio_w(off, 0xdead_beef);
+    }
+    let ok = mmio_r(0) == 0x7472_6976 && mmio_r(8) == 2 && mmio_r(0x100) == capacity;
+    check(
+        "hostile-readonly",
+        ok,
+        format_args!("capacity={}", capacity),
+    );
+
+    // Accesses of every size to every device and to unmapped addresses (reads everywhere; writes only
+    // where they cannot end the test: virtio, the UART's scratch register, the finisher with widths it
+    // ignores, unmapped space).
+    let mut sum = 0u64;
+    for base in [
+        VIRTIO0,
+        0x1000_0000,
+        0x10_1000,
+        0x10_0000,
+        0x0c00_0000,
+        0x0d00_0000,
+        0x2000_0000,
+        0x3000_0000,
+    ] {
+        for off in [0usize, 1, 2, 3, 4, 6, 7, 8, 0x50, 0x70, 0xff8] {
+            // SAFETY: MMIO reads of the guest's own address space; rvvmm answers or ignores them.
+            unsafe {
+                sum = sum.wrapping_add(u64::from(read_volatile((base + off) as *const u8)));
+                if off % 2 == 0 {
+                    sum = sum.wrapping_add(u64::from(read_volatile((base + off) as *const u16)));
+                }
+                if off % 8 == 0 {
+                    sum = sum.wrapping_add(read_volatile((base + off) as *const u64));
+                }
+            }
+        }
+    }
+    // SAFETY: writes rvvmm must ignore or absorb (see above).
+    unsafe {
+        for off in [0usize, 1, 2, 3, 0x50, 0x51, 0x70, 0x100, 0x101] {
+            write_volatile((VIRTIO0 + off) as *mut u8, 0xa5);
+        }
+        write_volatile((VIRTIO0 + 0x52) as *mut u16, 0xa5a5);
+        write_volatile((VIRTIO0 + 0x58) as *mut u64, u64::MAX);
+        write_volatile(0x1000_0007 as *mut u8, 0x5a);
+        write_volatile(0x10_0000 as *mut u8, 0x55);
+        write_volatile(0x10_0000 as *mut u16, 0x5555);
+        write_volatile(0x2000_0000 as *mut u64, u64::MAX);
+        write_volatile(0x3000_0000 as *mut u32, u32::MAX);
+    }
+    pass_detail("hostile-odd-accesses", sum);
+
+    // Queue set-ups the device must refuse with DEVICE_NEEDS_RESET: a size that is not a power of two,
+    // and rings outside guest RAM.
+    let q = &raw mut QUEUE;
+    let qa = q as usize;
+    let (desc, avail, used) = (
+        qa,
+        qa + core::mem::offset_of!(VirtQueue, avail),
+        qa + core::mem::offset_of!(VirtQueue, used_flags),
+    );
+    let st = blk_setup(3, desc, avail, used);
+    check(
+        "hostile-queue-size-3",
+        st & 0x40 != 0,
+        format_args!("status={:#x}", st),
+    );
+    let st = blk_setup(QSIZE as u32, 0xffff_ffff_0000, avail, used);
+    check(
+        "hostile-rings-outside-ram",
+        st & 0x40 != 0,
+        format_args!("status={:#x}", st),
+    );
+
+    // A valid queue, then chains the device must fail or skip: a descriptor loop, buffers outside RAM
+    // and in MMIO, a huge length, a next index out of range, an avail index far ahead.
+    let st = blk_setup(QSIZE as u32, desc, avail, used);
+    check(
+        "hostile-valid-queue",
+        st & 0x40 == 0,
+        format_args!("status={:#x}", st),
+    );
+    let r = (&raw mut REQ) as usize;
+    // SAFETY: the rings and requests are this kernel's statics; the device only reads the chains here.
+    unsafe {
+        let d = &raw mut (*q).desc;
+        let a = &raw mut (*q).avail;
+        (*d)[0] = [r as u64, 16 | (1u64 << 32) | (1u64 << 48)];
+        (*d)[1] = [r as u64, 16 | (1u64 << 32)]; // next 0: a loop
+        (*d)[2] = [0xffff_ffff_f000, 512 | (1u64 << 32) | (3u64 << 48)];
+        (*d)[3] = [0x1000_0000, 512 | (3u64 << 32) | (4u64 << 48)];
+        (*d)[4] = [r as u64, 0xffff_ffff | (1u64 << 32) | (200u64 << 48)];
+        (*d)[5] = [(r + 16 + 512) as u64, 1 | (2u64 << 32)];
+        for (i, head) in [0u16, 2, 3, 4].iter().enumerate() {
+            write_volatile(&raw mut (*a)[2 + i], *head);
+        }
+        fence(Ordering::SeqCst);
+        write_volatile(&raw mut (*a)[1], 4);
+        fence(Ordering::SeqCst);
+    }
+    mmio_w(0x50, 0);
+    wait_until(rdtime() + tb / 2, || false);
+    // SAFETY: as above.
+    unsafe {
+        write_volatile(&raw mut (*(&raw mut (*q).avail))[1], 1000);
+        fence(Ordering::SeqCst);
+    }
+    mmio_w(0x50, 0);
+    // An interrupt/notification storm.
+    for _ in 0..20_000 {
+        mmio_w(0x50, 0);
+        mmio_w(0x64, 0xffff_ffff);
+    }
+    wait_until(rdtime() + tb / 2, || false);
+    let st = mmio_r(0x70);
+    pass_detail("hostile-chains", u64::from(st));
+    mmio_w(0x70, 0);
+    check(
+        "hostile-reset",
+        mmio_r(0x70) == 0,
+        format_args!("status={:#x}", mmio_r(0x70)),
+    );
+
+    // DBCN buffers that wrap around the address space, lie outside RAM or are huge.
+    let mut bad = 0;
+    for (len, lo, hi) in [
+        (0x1000usize, usize::MAX - 0xfff, 0usize),
+        (16, 0x1000, 0),
+        (16, 0x8000_0000, 1),
+        (usize::MAX, usize::MAX - 15, 0),
+    ] {
+        let (err, _) = sbi(EXT_DBCN, 0, len, lo, hi);
+        if err != -3 {
+            bad += 1;
+            say!(
+                "BM-HOSTILE dbcn len={:#x} addr={:#x}:{:#x} err={}",
+                len,
+                hi,
+                lo,
+                err
+            );
+        }
+        let (err, _) = sbi(EXT_DBCN, 1, len, lo, hi);
+        if err != -3 {
+            bad += 1;
+            say!(
+                "BM-HOSTILE dbcn-read len={:#x} addr={:#x}:{:#x} err={}",
+                len,
+                hi,
+                lo,
+                err
+            );
+        }
+    }
+    check(
+        "hostile-dbcn-buffers",
+        bad == 0,
+        format_args!("bad={}", bad),
+    );
+}
+
+fn pass_detail(name: &str, v: u64) {
+    say!("BM-PASS {} value={:#x}", name, v);
+}
+
 /// Routes the UART (10) and RTC (11) interrupts to hart 0's S-mode through the PLIC, or through the APLIC
 /// in MSI mode to the hart's IMSIC (the in-kernel AIA: the APLIC forwards each source as an MSI whose
 /// identity the guest picks in its target register, and the IMSIC must enable that identity). Returns
@@ -871,6 +1078,9 @@ extern "C" fn boot_main(hartid: usize, fdt_addr: usize) -> ! {
     test_rtc(tb);
     if fdt.cpus >= 2 {
         test_hsm(tb);
+    }
+    if fdt.virtio0 && has_word(fdt.bootargs, b"hostile") {
+        test_hostile(tb);
     }
     if fdt.virtio0 {
         test_virtio_blk(tb);
