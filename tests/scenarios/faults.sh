@@ -29,7 +29,7 @@ for sig in TERM KILL; do
   start_guest --cores 2 --memory 256M --disk path=w-$sig.img
   wait_for out 'RVVMM-L2-BOOTED' 240 || { tail -5 err; exit 1; }
   echo "$writer" >&3
-  wait_for out 'FLUSHED-3$' 240 || { bad "$sig: the guest did not write"; continue; }
+  wait_for out 'FLUSHED-3' 240 || { bad "$sig: the guest did not write"; continue; }
   kill -$sig $pid
   wait $pid
   rc=$?

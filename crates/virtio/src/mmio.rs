@@ -70,12 +70,32 @@ mod reg {
     pub const CONFIG: u64 = 0x100;
 }
 
+/// Checks that `queue`'s available index is one a driver can have written: at most the queue's size
+/// ahead of what the device has consumed. Beyond that the ring is corrupt and every pop would fail.
+fn ring_check(queue: &Queue, mem: &GuestMemoryMmap) -> Result<(), String> {
+    let avail = queue
+        .avail_idx(mem, std::sync::atomic::Ordering::Acquire)
+        .map_err(|e| format!("cannot read the available index: {e}"))?;
+    let ahead = avail.0.wrapping_sub(queue.next_avail());
+    if ahead > queue.size() {
+        return Err(format!(
+            "available index {} is {ahead} entries ahead of the device, more than the queue's {}",
+            avail.0,
+            queue.size()
+        ));
+    }
+    Ok(())
+}
+
 /// A virtio device behind the virtio-mmio register window.
 pub struct MmioTransport {
     device: Box<dyn VirtioDevice>,
     mem: GuestMemoryMmap,
     interrupt: Arc<VirtioInterrupt>,
     queues: Vec<Queue>,
+    /// Per queue: the driver wrote a QueueNum that is not a power of two in 1..=max (the queue keeps
+    /// its old size, so it must not go live: DRIVER_OK then ends in DEVICE_NEEDS_RESET).
+    bad_size: Vec<bool>,
     kicks: Vec<EventFd>,
     queue_sel: u32,
     device_features_sel: u32,
@@ -113,6 +133,7 @@ impl MmioTransport {
             device,
             mem,
             interrupt,
+            bad_size: vec![false; queues.len()],
             queues,
             kicks,
             queue_sel: 0,
@@ -152,12 +173,16 @@ impl MmioTransport {
         if !self.activated() {
             return;
         }
-        let Some(queue) = self.queues.get_mut(index) else {
+        let Some(queue) = self.queues.get(index) else {
             return;
         };
         if !queue.ready() {
             return;
         }
+        if let Err(why) = ring_check(queue, &self.mem) {
+            return self.needs_reset(&format!("queue {index}: {why}"));
+        }
+        let queue = &mut self.queues[index];
         if self.device.process_queue(index, queue, &self.mem) {
             let notify = if queue.event_idx_enabled() {
                 queue.needs_notification(&self.mem).unwrap_or(true)
@@ -192,6 +217,15 @@ impl MmioTransport {
                 stalled: true,
             };
         }
+        for (i, q) in self.queues.iter().enumerate().filter(|(_, q)| q.ready()) {
+            if let Err(why) = ring_check(q, &self.mem) {
+                self.needs_reset(&format!("queue {i}: {why}"));
+                return BackendStatus {
+                    notify: false,
+                    stalled: true,
+                };
+            }
+        }
         let status = self.device.process_backend(&mut self.queues, &self.mem);
         if status.notify {
             let mut notify = false;
@@ -211,6 +245,14 @@ impl MmioTransport {
         status
     }
 
+    /// The driver broke the device's rules in a way the device cannot recover from: it stops serving
+    /// until the driver resets it (virtio 1.2, 2.1.1), and says so once.
+    fn needs_reset(&mut self, why: &str) {
+        log::warn!("virtio: {why}; device needs reset");
+        self.status |= status::DEVICE_NEEDS_RESET;
+        self.interrupt.signal(crate::interrupt::INT_CONFIG);
+    }
+
     /// rvvmm is stopping: let the device make its state durable.
     pub fn shutdown(&mut self) {
         self.device.shutdown();
@@ -221,6 +263,7 @@ impl MmioTransport {
         for q in &mut self.queues {
             q.reset();
         }
+        self.bad_size.fill(false);
         self.interrupt.reset();
         self.queue_sel = 0;
         self.device_features_sel = 0;
@@ -260,7 +303,7 @@ impl MmioTransport {
         }
         if new_bits & status::DRIVER_OK != 0 {
             for (i, q) in self.queues.iter().enumerate() {
-                if q.ready() && !q.is_valid(&self.mem) {
+                if q.ready() && (self.bad_size[i] || !q.is_valid(&self.mem)) {
                     log::warn!("virtio: queue {i} is not valid (addresses outside guest RAM or bad size); device needs reset");
                     self.status = value | status::DEVICE_NEEDS_RESET;
                     self.interrupt.signal(crate::interrupt::INT_CONFIG);
@@ -342,8 +385,15 @@ impl MmioTransport {
                 log::debug!("virtio: write {value:#x} at {offset:#x} after DRIVER_OK ignored");
             }
             reg::QUEUE_NUM => {
-                if let Some(q) = self.selected_queue() {
-                    q.set_size(value as u16);
+                let sel = self.queue_sel as usize;
+                if let Some(q) = self.queues.get_mut(sel) {
+                    let ok = value.is_power_of_two() && value <= u32::from(q.max_size());
+                    if ok {
+                        q.set_size(value as u16);
+                    } else {
+                        log::debug!("virtio: queue {sel}: size {value} refused");
+                    }
+                    self.bad_size[sel] = !ok;
                 }
             }
             reg::QUEUE_READY => {
@@ -613,6 +663,77 @@ mod tests {
         w(&mut t, reg::STATUS, 0);
         assert_eq!(r(&mut t, reg::STATUS), 0);
         assert_eq!(r(&mut t, reg::QUEUE_READY), 0);
+    }
+
+    /// Found by the hostile bare-metal guest: a QueueNum that is not a power of two was ignored (the
+    /// queue kept its old size) and DRIVER_OK went through with a ring size the driver never set up.
+    #[test]
+    fn queue_size_not_a_power_of_two_needs_reset() {
+        for bad in [3u32, 0, 32] {
+            let (mut t, _, _, seen, mem) = setup();
+            let mq = MockSplitQueue::new(&mem, 16);
+            mq.add_desc_chains(
+                &[RawDescriptor::from(SplitDescriptor::new(0x8000, 16, 0, 0))],
+                0,
+            )
+            .unwrap();
+            w(&mut t, reg::QUEUE_SEL, 0);
+            w(&mut t, reg::QUEUE_NUM, bad);
+            bring_up_keeping_size(&mut t, &mq);
+            assert_ne!(
+                r(&mut t, reg::STATUS) & status::DEVICE_NEEDS_RESET,
+                0,
+                "size {bad}"
+            );
+            t.process_queue(0);
+            assert_eq!(*seen.lock().unwrap(), 0);
+            // After a reset, a good size works.
+            w(&mut t, reg::STATUS, 0);
+            bring_up(&mut t, &mq);
+            assert_eq!(r(&mut t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+        }
+    }
+
+    /// Found by the hostile bare-metal guest: an available index far ahead of the device made every
+    /// notification fail in virtio-queue (which logs an error each time: 19125 lines in one run). Now
+    /// the device needs a reset and stops serving the queue, with one warning.
+    #[test]
+    fn available_index_far_ahead_needs_reset() {
+        let (mut t, line, _, seen, mem) = setup();
+        let mq = MockSplitQueue::new(&mem, 16);
+        bring_up(&mut t, &mq);
+        mq.avail().idx().store(u16::to_le(1000));
+        for _ in 0..100 {
+            t.process_queue(0);
+        }
+        assert_ne!(r(&mut t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+        assert_eq!(*seen.lock().unwrap(), 0);
+        assert_ne!(
+            r(&mut t, reg::INTERRUPT_STATUS) & crate::interrupt::INT_CONFIG,
+            0
+        );
+        assert_eq!(line.levels(), vec![true]);
+    }
+
+    /// [`bring_up`] without writing QueueNum.
+    fn bring_up_keeping_size(t: &mut MmioTransport, mq: &MockSplitQueue<GuestMemoryMmap>) {
+        w(t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        w(t, reg::DRIVER_FEATURES_SEL, 1);
+        w(t, reg::DRIVER_FEATURES, 1);
+        w(
+            t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
+        w(t, reg::QUEUE_DESC_LOW, mq.desc_table_addr().0 as u32);
+        w(t, reg::QUEUE_AVAIL_LOW, mq.avail_addr().0 as u32);
+        w(t, reg::QUEUE_USED_LOW, mq.used_addr().0 as u32);
+        w(t, reg::QUEUE_READY, 1);
+        w(
+            t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK,
+        );
     }
 
     #[test]
