@@ -36,6 +36,9 @@ const AIA_SCENARIOS: &[&str] = &[
     "baremetal",
     "plic-baremetal",
     "seccomp",
+    "hostile",
+    "plic-hostile",
+    "faults",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
@@ -242,6 +245,59 @@ fn seccomp_filters_confine_every_thread_and_name_a_forbidden_call() {
     }
     assert!(text.contains("SECCOMP-OFF rc=143 warned=1"), "{text}");
     assert!(text.contains("SECCOMP-FAILS 0"), "{text}");
+}
+
+/// What the hostile bare-metal guest checks (tests/scenarios/hostile.sh).
+const HOSTILE_MARKERS: &[&str] = &[
+    "BM-PASS hostile-readonly",
+    "BM-PASS hostile-odd-accesses",
+    "BM-PASS hostile-queue-size-3 status=0x4f",
+    "BM-PASS hostile-rings-outside-ram status=0x4f",
+    "BM-PASS hostile-valid-queue status=0xf",
+    "BM-PASS hostile-chains",
+    "BM-PASS hostile-reset status=0x0",
+    "BM-PASS hostile-dbcn-buffers bad=0",
+    "BM-PASS virtio-blk read-sector0",
+    "BM-DONE fails=0 exit=srst-shutdown",
+    "HOSTILE-RUN rc=0 panics=0 image-unchanged=yes",
+];
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn hostile_guest_gets_device_errors_and_rvvmm_keeps_serving() {
+    let run = aia_host();
+    run.assert_markers("hostile", HOSTILE_MARKERS);
+    run.assert_markers("plic-hostile", HOSTILE_MARKERS);
+    let text = run.passed("hostile");
+    assert!(
+        text.contains("available index 1000 is 996 entries ahead"),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn faults_lose_nothing_flushed_and_surface_as_guest_io_errors() {
+    let text = aia_host().passed("faults");
+    for (sig, rc) in [("TERM", 143), ("KILL", 137)] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("FAULT sig={sig} ")))
+            .unwrap_or_else(|| panic!("no SIG{sig} case:\n{text}"));
+        assert!(line.contains(&format!(" rc={rc} ")), "{line}");
+        assert!(line.contains(" missing=0 "), "{line}");
+        assert!(line.contains(" size=83886080"), "{line}");
+    }
+    for marker in [
+        "FAULT reopen rc=0 REREAD-2 CHUNK-001",
+        "ENOSPC-4 rc=1",
+        "TRUNC-6 rc=1",
+        "No space left on device",
+        "PING-A-10 rc=0; after: PING-B-12 rc=1; DISK-14 rc=0; rc=0",
+        "FAULT-FAILS 0",
+    ] {
+        assert!(text.contains(marker), "'{marker}' missing:\n{text}");
+    }
 }
 
 #[test]
