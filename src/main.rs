@@ -160,7 +160,29 @@ fn usage_error(err: clap::Error) -> ExitCode {
     }
 }
 
+/// A panic anywhere is a bug: one line naming the thread and the place, then the process ends (release
+/// builds abort; see Cargo.toml), so no guest keeps running with a thread of its VMM gone.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("?");
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let line = format!("rvvmm: error: internal error (panicked) in thread {name}{place}: {msg}");
+        eprintln!("{}", line.replace('\n', " "));
+    }));
+}
+
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
