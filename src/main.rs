@@ -176,7 +176,8 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let line = format!("rvvmm: error: internal error (panicked) in thread {name}{place}: {msg}");
+        let line =
+            format!("rvvmm: error: internal error (panicked) in thread {name}{place}: {msg}");
         eprintln!("{}", line.replace('\n', " "));
     }));
 }

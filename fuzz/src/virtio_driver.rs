@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use devices::interrupt::IrqLine;
 use devices::MmioDevice;
+use virtio::mmio::reg;
 use virtio::{MmioTransport, VirtioDevice, VirtioInterrupt};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -61,24 +62,6 @@ pub mod op {
     pub const BACKEND_POLL: u8 = 7;
     /// Number of operations.
     pub const COUNT: u8 = 8;
-}
-
-/// Register offsets of the virtio-mmio transport used by the set-up.
-mod reg {
-    pub const DEVICE_FEATURES: u64 = 0x010;
-    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
-    pub const DRIVER_FEATURES: u64 = 0x020;
-    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
-    pub const QUEUE_SEL: u64 = 0x030;
-    pub const QUEUE_NUM_MAX: u64 = 0x034;
-    pub const QUEUE_NUM: u64 = 0x038;
-    pub const QUEUE_READY: u64 = 0x044;
-    pub const QUEUE_NOTIFY: u64 = 0x050;
-    pub const INTERRUPT_ACK: u64 = 0x064;
-    pub const STATUS: u64 = 0x070;
-    pub const QUEUE_DESC_LOW: u64 = 0x080;
-    pub const QUEUE_AVAIL_LOW: u64 = 0x090;
-    pub const QUEUE_USED_LOW: u64 = 0x0a0;
 }
 
 /// An interrupt line that goes nowhere.

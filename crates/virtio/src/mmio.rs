@@ -39,34 +39,63 @@ pub mod status {
     pub const FAILED: u32 = 0x80;
 }
 
-mod reg {
+/// Register offsets of the virtio-mmio window (virtio 1.2, 4.2.2).
+pub mod reg {
+    /// "virt" magic value.
     pub const MAGIC: u64 = 0x000;
+    /// Transport version (2).
     pub const VERSION: u64 = 0x004;
+    /// Virtio device id.
     pub const DEVICE_ID: u64 = 0x008;
+    /// Vendor id.
     pub const VENDOR_ID: u64 = 0x00c;
+    /// Device feature bits (the 32-bit half DEVICE_FEATURES_SEL selects).
     pub const DEVICE_FEATURES: u64 = 0x010;
+    /// Selects the half of the device features.
     pub const DEVICE_FEATURES_SEL: u64 = 0x014;
+    /// Driver (accepted) feature bits.
     pub const DRIVER_FEATURES: u64 = 0x020;
+    /// Selects the half of the driver features.
     pub const DRIVER_FEATURES_SEL: u64 = 0x024;
+    /// Selects the queue the queue registers address.
     pub const QUEUE_SEL: u64 = 0x030;
+    /// Largest size of the selected queue.
     pub const QUEUE_NUM_MAX: u64 = 0x034;
+    /// Size of the selected queue.
     pub const QUEUE_NUM: u64 = 0x038;
+    /// The selected queue is ready.
     pub const QUEUE_READY: u64 = 0x044;
+    /// Queue notification (the queue index is written).
     pub const QUEUE_NOTIFY: u64 = 0x050;
+    /// Pending interrupt causes.
     pub const INTERRUPT_STATUS: u64 = 0x060;
+    /// Acknowledges interrupt causes.
     pub const INTERRUPT_ACK: u64 = 0x064;
+    /// Device status.
     pub const STATUS: u64 = 0x070;
+    /// Descriptor table address, low half.
     pub const QUEUE_DESC_LOW: u64 = 0x080;
+    /// Descriptor table address, high half.
     pub const QUEUE_DESC_HIGH: u64 = 0x084;
+    /// Available ring address, low half.
     pub const QUEUE_AVAIL_LOW: u64 = 0x090;
+    /// Available ring address, high half.
     pub const QUEUE_AVAIL_HIGH: u64 = 0x094;
+    /// Used ring address, low half.
     pub const QUEUE_USED_LOW: u64 = 0x0a0;
+    /// Used ring address, high half.
     pub const QUEUE_USED_HIGH: u64 = 0x0a4;
+    /// Shared memory length, low half.
     pub const SHM_LEN_LOW: u64 = 0x0b0;
+    /// Shared memory length, high half.
     pub const SHM_LEN_HIGH: u64 = 0x0b4;
+    /// Shared memory base, low half.
     pub const SHM_BASE_LOW: u64 = 0x0b8;
+    /// Shared memory base, high half.
     pub const SHM_BASE_HIGH: u64 = 0x0bc;
+    /// Config space generation counter.
     pub const CONFIG_GENERATION: u64 = 0x0fc;
+    /// Start of the device config space.
     pub const CONFIG: u64 = 0x100;
 }
 
@@ -587,29 +616,10 @@ mod tests {
     }
 
     fn bring_up(t: &mut MmioTransport, mq: &MockSplitQueue<GuestMemoryMmap>) {
-        w(t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
-        w(t, reg::DRIVER_FEATURES_SEL, 1);
-        w(t, reg::DRIVER_FEATURES, 1);
-        w(
-            t,
-            reg::STATUS,
-            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
-        );
         w(t, reg::QUEUE_SEL, 0);
         assert_eq!(r(t, reg::QUEUE_NUM_MAX), 16);
         w(t, reg::QUEUE_NUM, 16);
-        w(t, reg::QUEUE_DESC_LOW, mq.desc_table_addr().0 as u32);
-        w(t, reg::QUEUE_DESC_HIGH, 0);
-        w(t, reg::QUEUE_AVAIL_LOW, mq.avail_addr().0 as u32);
-        w(t, reg::QUEUE_AVAIL_HIGH, 0);
-        w(t, reg::QUEUE_USED_LOW, mq.used_addr().0 as u32);
-        w(t, reg::QUEUE_USED_HIGH, 0);
-        w(t, reg::QUEUE_READY, 1);
-        w(
-            t,
-            reg::STATUS,
-            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK,
-        );
+        bring_up_keeping_size(t, mq);
     }
 
     #[test]
