@@ -42,7 +42,7 @@ impl L1Options {
             timeout: Duration::from_secs(
                 env("RVVMM_L1_TIMEOUT")
                     .and_then(|v| v.parse().ok())
-                    .unwrap_or(1500),
+                    .unwrap_or(2400),
             ),
             project_kernel: false,
             pci_passthrough: None,
