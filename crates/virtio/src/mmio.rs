@@ -101,6 +101,7 @@ pub mod reg {
 
 /// Checks that `queue`'s available index is one a driver can have written: at most the queue's size
 /// ahead of what the device has consumed. Beyond that the ring is corrupt and every pop would fail.
+/// Only for queues rvvmm consumes itself (not those a vhost backend runs in the kernel).
 fn ring_check(queue: &Queue, mem: &GuestMemoryMmap) -> Result<(), String> {
     let avail = queue
         .avail_idx(mem, std::sync::atomic::Ordering::Acquire)
@@ -208,8 +209,10 @@ impl MmioTransport {
         if !queue.ready() {
             return;
         }
-        if let Err(why) = ring_check(queue, &self.mem) {
-            return self.needs_reset(&format!("queue {index}: {why}"));
+        if !self.device.owns_queue_notifications() {
+            if let Err(why) = ring_check(queue, &self.mem) {
+                return self.needs_reset(&format!("queue {index}: {why}"));
+            }
         }
         let queue = &mut self.queues[index];
         if self.device.process_queue(index, queue, &self.mem) {
@@ -246,7 +249,14 @@ impl MmioTransport {
                 stalled: true,
             };
         }
-        for (i, q) in self.queues.iter().enumerate().filter(|(_, q)| q.ready()) {
+        // With vhost the kernel consumes the rings: this side's view of them never moves.
+        let checked = !self.device.owns_queue_notifications();
+        for (i, q) in self
+            .queues
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| checked && q.ready())
+        {
             if let Err(why) = ring_check(q, &self.mem) {
                 self.needs_reset(&format!("queue {i}: {why}"));
                 return BackendStatus {
@@ -723,6 +733,54 @@ mod tests {
             0
         );
         assert_eq!(line.levels(), vec![true]);
+    }
+
+    /// A device whose queues the kernel runs (like vhost-net): rvvmm never pops its rings.
+    struct KernelRun;
+    impl VirtioDevice for KernelRun {
+        fn device_type(&self) -> u32 {
+            1
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[16]
+        }
+        fn features(&self) -> u64 {
+            0
+        }
+        fn set_acked_features(&mut self, _f: u64) {}
+        fn read_config(&self, _offset: u64, _data: &mut [u8]) {}
+        fn process_queue(&mut self, _i: usize, _q: &mut Queue, _m: &GuestMemoryMmap) -> bool {
+            false
+        }
+        fn process_backend(&mut self, _q: &mut [Queue], _m: &GuestMemoryMmap) -> BackendStatus {
+            BackendStatus {
+                notify: true,
+                stalled: false,
+            }
+        }
+        fn owns_queue_notifications(&self) -> bool {
+            true
+        }
+    }
+
+    /// Found by the nested net-vhost scenario: the ring check must not apply to rings the kernel
+    /// consumes (rvvmm's view of them stays at 0, so any busy queue looked corrupt after 16 buffers).
+    #[test]
+    fn rings_run_by_the_kernel_are_not_checked() {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let line = Arc::new(Line::default());
+        let mut t = MmioTransport::new(
+            Box::new(KernelRun),
+            mem.clone(),
+            Arc::new(VirtioInterrupt::new(line)),
+        )
+        .unwrap();
+        let mq = MockSplitQueue::new(&mem, 16);
+        bring_up(&mut t, &mq);
+        mq.avail().idx().store(u16::to_le(1000));
+        t.process_backend();
+        t.process_queue(0);
+        assert_eq!(r(&mut t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
     }
 
     /// [`bring_up`] without writing QueueNum.
