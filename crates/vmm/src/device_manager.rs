@@ -68,9 +68,9 @@ impl DeviceManager {
     }
 
     /// A hook that installs `kind`'s filter on the thread it runs on.
-    fn thread_hook(&self, kind: ThreadKind, name: &'static str) -> devices::ThreadHook {
+    fn thread_hook(&self, kind: ThreadKind) -> devices::ThreadHook {
         let filters = self.seccomp.clone();
-        Box::new(move || seccomp::apply_or_exit(filters.as_deref(), kind, name))
+        Box::new(move || seccomp::apply_or_exit(filters.as_deref(), kind))
     }
 
     fn insert(&mut self, base: u64, size: u64, device: SharedMmioDevice) -> Result<(), Error> {
@@ -110,7 +110,7 @@ impl DeviceManager {
             SIFIVE_TEST_SIZE,
             Arc::new(Mutex::new(finisher)),
         )?;
-        let hook = self.thread_hook(ThreadKind::RtcAlarm, "rtc-alarm");
+        let hook = self.thread_hook(ThreadKind::RtcAlarm);
         let rtc = GoldfishRtc::with_thread_hook(irqchip.line(RTC_IRQ), hook).map_err(|source| {
             Error::Io {
                 what: "cannot start the RTC alarm thread".into(),
@@ -291,7 +291,7 @@ impl DeviceManager {
         if transports.is_empty() {
             return Ok(());
         }
-        let hook = self.thread_hook(ThreadKind::VirtioIo, "virtio-io");
+        let hook = self.thread_hook(ThreadKind::VirtioIo);
         virtio::io_thread::spawn(&transports, hook).map_err(|source| Error::Io {
             what: "cannot start the virtio I/O thread".into(),
             source,

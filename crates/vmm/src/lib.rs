@@ -74,9 +74,6 @@ pub enum Error {
     /// A device could not be set up (disk image, too many devices, ...).
     #[error("{0}")]
     Devices(String),
-    /// Seccomp filtering was asked for and cannot be set up.
-    #[error("{0}")]
-    Seccomp(String),
     /// A seccomp filter could not be built or installed.
     #[error(transparent)]
     SeccompFilter(#[from] seccomp::SeccompError),

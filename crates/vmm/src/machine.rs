@@ -140,7 +140,7 @@ pub fn run(
         std::thread::Builder::new()
             .name("timeout".into())
             .spawn(move || {
-                seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Timeout, "timeout");
+                seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Timeout);
                 std::thread::sleep(std::time::Duration::from_secs(secs));
                 log::warn!("--timeout {secs}: stopping the VM");
                 let _ = exits.send(GuestExit::Timeout);
@@ -158,7 +158,7 @@ pub fn run(
     spawn_vcpus(vcpus, &plan.cores, &shared, &filters)?;
     // Last, the main thread (every thread is started: threads inherit the filter of their parent).
     if let Some(f) = &filters {
-        f.install(ThreadKind::Main, "main")?;
+        f.install(ThreadKind::Main)?;
     }
     log::info!(
         "guest started: {} vcpu(s) on host cores {:?}, {} MiB RAM, kernel at {:#x}, fdt at {:#x}",
@@ -289,10 +289,7 @@ fn seccomp_filters(on: bool) -> Result<Option<Arc<Filters>>, Error> {
         return Ok(None);
     }
     if !seccomp::supported() {
-        return Err(Error::Seccomp(
-            "this host kernel has no seccomp filters (CONFIG_SECCOMP_FILTER); run with --seccomp off"
-                .into(),
-        ));
+        return Err(seccomp::SeccompError::Unsupported.into());
     }
     let filters = Filters::build()?;
     seccomp::install_sigsys_handler()?;
@@ -332,9 +329,7 @@ fn vcpu_thread(
     }
     log::debug!("vcpu{id} pinned to host core {core}");
     if let Some(f) = &filters {
-        // A name for SIGSYS messages that lives as long as the process (one per vcpu).
-        let name: &'static str = Box::leak(format!("vcpu{id}").into_boxed_str());
-        if let Err(e) = f.install(ThreadKind::Vcpu, name) {
+        if let Err(e) = f.install(ThreadKind::Vcpu) {
             log::error!("vcpu{id}: {e}");
             shared.stop(GuestExit::Failure);
             return;
@@ -416,7 +411,7 @@ fn spawn_signal_thread(
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Signals, "signals");
+            seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Signals);
             loop {
                 let set = stop_sigset();
                 let mut sig: libc::c_int = 0;
@@ -442,7 +437,7 @@ fn spawn_stdin_thread(
     std::thread::Builder::new()
         .name("console-in".into())
         .spawn(move || {
-            seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Console, "console-in");
+            seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Console);
             let mut stdin = std::io::stdin().lock();
             let mut escape = EscapeParser::default();
             let mut buf = [0u8; 4096];

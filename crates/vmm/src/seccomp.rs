@@ -145,6 +145,11 @@ pub enum SeccompError {
     /// The kernel refused the filter.
     #[error("cannot install the seccomp filter of the {0} thread: {1}")]
     Install(&'static str, seccompiler::Error),
+    /// The kernel has no seccomp filters.
+    #[error(
+        "this host kernel has no seccomp filters (CONFIG_SECCOMP_FILTER); run with --seccomp off"
+    )]
+    Unsupported,
     /// The SIGSYS handler could not be installed.
     #[error("cannot install the SIGSYS handler: {0}")]
     Handler(std::io::Error),
@@ -200,9 +205,12 @@ impl Filters {
         &self.programs[&kind]
     }
 
-    /// Installs `kind`'s filter on the calling thread (for good), named `name` in SIGSYS messages.
-    pub fn install(&self, kind: ThreadKind, name: &'static str) -> Result<(), SeccompError> {
-        THREAD_NAME.with(|n| n.set(name));
+    /// Installs `kind`'s filter on the calling thread (for good); SIGSYS messages name the thread by
+    /// its std name (e.g. `vcpu0`), or by its kind when it has none.
+    pub fn install(&self, kind: ThreadKind) -> Result<(), SeccompError> {
+        let current = std::thread::current();
+        let name = current.name().unwrap_or(kind.name());
+        THREAD_NAME.with(|n| n.set(ThreadName::new(name)));
         seccompiler::apply_filter(self.program(kind))
             .map_err(|e| SeccompError::Install(kind.name(), e))?;
         log::debug!(
@@ -221,9 +229,9 @@ impl Filters {
 /// Installs `kind`'s filter on the calling thread when there are filters (`--seccomp on`). For threads
 /// that cannot report an error (those started by the device crates): a failure ends rvvmm with one
 /// error line, since a thread must never run unfiltered when filtering was asked for.
-pub fn apply_or_exit(filters: Option<&Filters>, kind: ThreadKind, name: &'static str) {
+pub fn apply_or_exit(filters: Option<&Filters>, kind: ThreadKind) {
     if let Some(f) = filters {
-        if let Err(e) = f.install(kind, name) {
+        if let Err(e) = f.install(kind) {
             eprintln!("rvvmm: error: {e}");
             std::process::exit(1);
         }
@@ -236,9 +244,32 @@ pub fn supported() -> bool {
     unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 }
 }
 
+/// A thread's name as the SIGSYS handler reads it: a copy (Linux names are at most 15 bytes), so the
+/// handler touches no allocation.
+#[derive(Clone, Copy)]
+struct ThreadName {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl ThreadName {
+    fn new(name: &str) -> ThreadName {
+        let mut bytes = [0u8; 16];
+        let len = name.len().min(bytes.len());
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        ThreadName { bytes, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 thread_local! {
     /// The name of the thread, for the SIGSYS handler.
-    static THREAD_NAME: Cell<&'static str> = const { Cell::new("?") };
+    static THREAD_NAME: Cell<ThreadName> = const {
+        Cell::new(ThreadName { bytes: [b'?'; 16], len: 1 })
+    };
 }
 
 /// Names of the system calls a misbehaving rvvmm would most likely make (the rest print as a number).
@@ -323,13 +354,13 @@ impl LineBuf {
 }
 
 /// The line printed for forbidden call `nr` on thread `thread`.
-fn forbidden_line(thread: &str, nr: libc::c_long) -> LineBuf {
+fn forbidden_line(thread: &[u8], nr: libc::c_long) -> LineBuf {
     let mut line = LineBuf {
         buf: [0; 192],
         len: 0,
     };
     line.push(b"rvvmm: error: seccomp: thread ");
-    line.push(thread.as_bytes());
+    line.push(thread);
     line.push(b" made a forbidden system call: ");
     line.push(syscall_name(nr).as_bytes());
     line.push(b" (");
@@ -352,7 +383,7 @@ extern "C" fn sigsys_handler(
         std::ptr::read_unaligned((info as *const u8).add(SI_SYSCALL_OFFSET) as *const i32)
     };
     let thread = THREAD_NAME.with(|n| n.get());
-    let line = forbidden_line(thread, libc::c_long::from(nr));
+    let line = forbidden_line(thread.as_bytes(), libc::c_long::from(nr));
     // SAFETY: write and _exit are async-signal-safe and allowed by every filter; the buffer is valid.
     unsafe {
         libc::write(2, line.buf.as_ptr().cast(), line.len);
@@ -418,7 +449,7 @@ mod tests {
 
     #[test]
     fn the_forbidden_line_names_thread_and_call() {
-        let line = forbidden_line("vcpu1", libc::SYS_socket);
+        let line = forbidden_line(b"vcpu1", libc::SYS_socket);
         let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
         assert_eq!(
             text,
@@ -427,7 +458,7 @@ mod tests {
                 libc::SYS_socket
             )
         );
-        let line = forbidden_line("main", 100_000);
+        let line = forbidden_line(b"main", 100_000);
         let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
         assert!(text.ends_with("unknown (100000)\n"), "{text}");
     }
@@ -442,7 +473,7 @@ mod tests {
         assert!(pid >= 0);
         if pid == 0 {
             let _ = install_sigsys_handler();
-            let _ = filters.install(ThreadKind::Timeout, "timeout");
+            let _ = filters.install(ThreadKind::Timeout);
             // SAFETY: see above; getppid is not on the timeout thread's list.
             unsafe {
                 libc::getppid();
