@@ -7,9 +7,11 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use vmm::config::{
     parse_addr, parse_size, CoresArg, CpuList, CpuPlacement, DiskConfig, IrqchipMode, NetConfig,
-    PciAddress, VmConfig, DEFAULT_CMDLINE,
+    PciAddress, VmConfig, VsockConfig, DEFAULT_CMDLINE,
 };
 use vmm::loader::KernelFormat;
+
+mod remote;
 
 /// Exit status for command line usage errors.
 const EXIT_USAGE: u8 = 2;
@@ -31,9 +33,16 @@ const EXIT_USAGE: u8 = 2;
 )]
 struct Cli {
     /// Kernel to boot: a RISC-V Linux `Image` (a PE/EFI-stub Image works too), an ELF64 RISC-V executable
-    /// (each PT_LOAD segment at its physical address) or a raw binary (at --kernel-addr).
+    /// (each PT_LOAD segment at its physical address) or a raw binary (at --kernel-addr). Required unless
+    /// --api-socket is given (the VM then comes from the API's vm.create).
+    #[arg(long, value_name = "PATH", required_unless_present = "api_socket")]
+    kernel: Option<PathBuf>,
+
+    /// Serve cloud-hypervisor's REST API (HTTP on a Unix socket, mode 0600, removed on exit): without
+    /// --kernel, rvvmm waits for vm.create and vm.boot; with it, the API reports and controls the VM.
+    /// See `rvvmm remote --help` for a client.
     #[arg(long, value_name = "PATH")]
-    kernel: PathBuf,
+    api_socket: Option<PathBuf>,
 
     /// Kernel format: image, elf or raw (default: detected from the file; neither ELF nor Image is raw).
     #[arg(long, value_name = "image|elf|raw")]
@@ -77,6 +86,15 @@ struct Cli {
     #[arg(long, value_name = "tap=IFNAME[,mac=MAC][,vhost=on]")]
     net: Vec<NetConfig>,
 
+    /// Add a virtio-rng device: the guest's entropy from the host's getrandom (off by default).
+    #[arg(long)]
+    rng: bool,
+
+    /// Add a virtio-vsock device on the host's vhost-vsock, the guest at context id N (3 or more); host
+    /// programs reach it with AF_VSOCK (the host is CID 2).
+    #[arg(long, value_name = "cid=N")]
+    vsock: Option<VsockConfig>,
+
     /// Pass a host PCI device through with VFIO: path=/sys/bus/pci/devices/DDDD:BB:DD.F (repeatable).
     #[arg(long, value_name = "path=/sys/bus/pci/devices/DDDD:BB:DD.F")]
     device: Vec<PciAddress>,
@@ -100,6 +118,14 @@ struct Cli {
 }
 
 impl Cli {
+    /// The VM of the command line (`None` without --kernel) and the command line's settings.
+    fn into_configs(self) -> (Option<VmConfig>, VmConfig, Option<PathBuf>) {
+        let api = self.api_socket.clone();
+        let has_kernel = self.kernel.is_some();
+        let config = self.into_config();
+        (has_kernel.then(|| config.clone()), config, api)
+    }
+
     fn into_config(self) -> VmConfig {
         let (cpus, shared_cores) = match (self.cores, self.cpus) {
             (_, Some(list)) => (CpuPlacement::List(list.value), list.shared),
@@ -107,7 +133,7 @@ impl Cli {
             (None, None) => (CpuPlacement::Count(1), false),
         };
         VmConfig {
-            kernel: self.kernel,
+            kernel: self.kernel.unwrap_or_default(),
             kernel_format: self.kernel_format,
             kernel_addr: self.kernel_addr,
             timeout: self.timeout,
@@ -119,6 +145,8 @@ impl Cli {
             disks: self.disk,
             nets: self.net,
             devices: self.device,
+            rng: self.rng,
+            vsock: self.vsock,
             irqchip: self.irqchip,
             dump_dtb: self.dump_dtb,
             seccomp: self.seccomp,
@@ -136,7 +164,7 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 }
 
 /// Prints a clap error as one `rvvmm: error: ...` line (help and version print as usual).
-fn usage_error(err: clap::Error) -> ExitCode {
+pub(crate) fn usage_error(err: clap::Error) -> ExitCode {
     match err.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -184,6 +212,9 @@ fn install_panic_hook() {
 
 fn main() -> ExitCode {
     install_panic_hook();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "remote") {
+        return remote::main();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -195,7 +226,11 @@ fn main() -> ExitCode {
     }
     logger.format_timestamp_millis().init();
 
-    match vmm::Vmm::new(cli.into_config()).run() {
+    let vmm = match cli.into_configs() {
+        (config, defaults, Some(socket)) => vmm::Vmm::with_api(config, defaults, socket),
+        (config, defaults, None) => vmm::Vmm::new(config.unwrap_or(defaults)),
+    };
+    match vmm.run() {
         Ok(status) => ExitCode::from(status.code()),
         Err(e) => {
             // One line, whatever the chain of causes.

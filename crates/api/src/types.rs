@@ -525,7 +525,7 @@ mod tests {
         // What rvvmm reports back is valid input again.
         let again: VmConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(again.payload, c.payload);
-        assert_eq!(again.disks.unwrap()[0].readonly, true);
+        assert!(again.disks.unwrap()[0].readonly);
     }
 
     #[test]

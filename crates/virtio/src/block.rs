@@ -18,11 +18,11 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::Queue;
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 use vmm_sys_util::fallocate::{fallocate, FallocateMode};
 
-use crate::device::VirtioDevice;
+use crate::device::{read_config_bytes, serve_chains, VirtioDevice};
 use crate::{device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC};
 
 /// Sector size of the virtio-blk protocol (capacity, request sectors), in bytes.
@@ -157,8 +157,12 @@ pub struct BlockStats {
     pub errors: u64,
     /// Bytes read from the image into guest memory.
     pub bytes_read: u64,
-    /// Bytes written from guest memory to the image.
+    /// Bytes written from guest memory to the image (write-zeroes included).
     pub bytes_written: u64,
+    /// Read requests completed successfully.
+    pub read_ops: u64,
+    /// Write requests completed successfully.
+    pub write_ops: u64,
     /// Flush requests served.
     pub flushes: u64,
 }
@@ -542,6 +546,42 @@ impl Block {
         (end <= self.size).then_some(offset)
     }
 
+    /// Serves one request chain, whatever it holds; returns its used length (status byte included).
+    fn serve<I: Iterator<Item = Descriptor>>(&mut self, mem: &GuestMemoryMmap, chain: I) -> u32 {
+        self.stats.requests += 1;
+        match parse_chain(mem, chain) {
+            Ok(req) => {
+                let (status, written) = self.execute(mem, &req);
+                if status != VIRTIO_BLK_S_OK {
+                    self.stats.errors += 1;
+                }
+                match mem.write_obj(status, req.status) {
+                    Ok(()) => written.saturating_add(1),
+                    Err(e) => {
+                        log::warn!("virtio-blk: cannot write status: {e}");
+                        0
+                    }
+                }
+            }
+            Err(Reject::Status(status, addr, why)) => {
+                log::debug!("virtio-blk: bad request: {why}");
+                self.stats.errors += 1;
+                match mem.write_obj(status, addr) {
+                    Ok(()) => 1,
+                    Err(e) => {
+                        log::warn!("virtio-blk: cannot write status: {e}");
+                        0
+                    }
+                }
+            }
+            Err(Reject::NoStatus(why)) => {
+                log::debug!("virtio-blk: malformed descriptor chain: {why}");
+                self.stats.errors += 1;
+                0
+            }
+        }
+    }
+
     /// Serves a parsed request: returns its status and the number of bytes written to guest memory
     /// besides the status byte.
     fn execute(&mut self, mem: &GuestMemoryMmap, req: &Request) -> (u8, u32) {
@@ -622,6 +662,7 @@ impl Block {
             done += n as u64;
             self.stats.bytes_read += n as u64;
         }
+        self.stats.read_ops += 1;
         Ok(written)
     }
 
@@ -665,6 +706,7 @@ impl Block {
             self.stats.bytes_written += n as u64;
         }
         self.write_through()?;
+        self.stats.write_ops += 1;
         Ok(0)
     }
 
@@ -848,13 +890,7 @@ impl VirtioDevice for Block {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        for (i, byte) in data.iter_mut().enumerate() {
-            *byte = offset
-                .checked_add(i as u64)
-                .and_then(|o| usize::try_from(o).ok())
-                .and_then(|o| self.config.get(o).copied())
-                .unwrap_or(0);
-        }
+        read_config_bytes(&self.config, offset, data);
     }
 
     /// Serves every available request; returns true when at least one used buffer was added (no
@@ -864,47 +900,7 @@ impl VirtioDevice for Block {
             log::warn!("virtio-blk: notification for nonexistent queue {index}");
             return false;
         }
-        let mut added = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            self.stats.requests += 1;
-            let used_len = match parse_chain(mem, chain) {
-                Ok(req) => {
-                    let (status, written) = self.execute(mem, &req);
-                    if status != VIRTIO_BLK_S_OK {
-                        self.stats.errors += 1;
-                    }
-                    match mem.write_obj(status, req.status) {
-                        Ok(()) => written.saturating_add(1),
-                        Err(e) => {
-                            log::warn!("virtio-blk: cannot write status: {e}");
-                            0
-                        }
-                    }
-                }
-                Err(Reject::Status(status, addr, why)) => {
-                    log::debug!("virtio-blk: bad request: {why}");
-                    self.stats.errors += 1;
-                    match mem.write_obj(status, addr) {
-                        Ok(()) => 1,
-                        Err(e) => {
-                            log::warn!("virtio-blk: cannot write status: {e}");
-                            0
-                        }
-                    }
-                }
-                Err(Reject::NoStatus(why)) => {
-                    log::debug!("virtio-blk: malformed descriptor chain: {why}");
-                    self.stats.errors += 1;
-                    0
-                }
-            };
-            match queue.add_used(mem, head, used_len) {
-                Ok(()) => added = true,
-                Err(e) => log::warn!("virtio-blk: cannot return descriptor chain {head}: {e}"),
-            }
-        }
-        added
+        serve_chains("virtio-blk", queue, mem, |chain| self.serve(mem, chain))
     }
 
     fn reset(&mut self) {
@@ -928,6 +924,17 @@ impl VirtioDevice for Block {
             s.flushes
         );
     }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats;
+        vec![
+            ("read_bytes", s.bytes_read),
+            ("read_ops", s.read_ops),
+            ("write_bytes", s.bytes_written),
+            ("write_ops", s.write_ops),
+            ("errors", s.errors),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -938,7 +945,7 @@ mod tests {
     use virtio_queue::mock::MockSplitQueue;
     use vmm_sys_util::tempdir::TempDir;
 
-    use crate::test_utils::{mem, F_INDIRECT, F_NEXT, F_WRITE, MEM_SIZE};
+    use crate::test_utils::{chain, mem, F_INDIRECT, F_NEXT, F_WRITE, MEM_SIZE};
     const HDR: u64 = 0x1000;
     const STATUS: u64 = 0x2000;
     const DATA: u64 = 0x10_0000;
@@ -968,21 +975,6 @@ mod tests {
         mem.write_obj(0u32, GuestAddress(HDR + 4)).unwrap();
         mem.write_obj(sector, GuestAddress(HDR + 8)).unwrap();
         mem.write_obj(0xffu8, GuestAddress(STATUS)).unwrap();
-    }
-
-    /// A chain of (addr, len, writable) descriptors, linked in order from index 0.
-    fn chain(descs: &[(u64, u32, bool)]) -> Vec<RawDescriptor> {
-        descs
-            .iter()
-            .enumerate()
-            .map(|(i, &(addr, len, write))| {
-                let mut flags = if write { F_WRITE } else { 0 };
-                if i + 1 < descs.len() {
-                    flags |= F_NEXT;
-                }
-                RawDescriptor::from(SplitDescriptor::new(addr, len, flags, i as u16 + 1))
-            })
-            .collect()
     }
 
     /// Runs raw descriptors (chains starting at index 0) through the device; returns the used lengths.
@@ -1605,5 +1597,56 @@ mod tests {
         let mut queue: Queue = vq.create_queue().unwrap();
         assert!(!block.process_queue(1, &mut queue, &mem));
         assert!(!block.process_queue(0, &mut queue, &mem));
+    }
+
+    #[test]
+    fn counters() {
+        let (_dir, _path, mut block) = disk();
+        let mem = mem();
+        let zero = vec![
+            ("read_bytes", 0),
+            ("read_ops", 0),
+            ("write_bytes", 0),
+            ("write_ops", 0),
+            ("errors", 0),
+        ];
+        assert_eq!(block.counters(), zero);
+        // Two writes of 1024 and 512 bytes, one read of 2048, one flush (no op), one bad read.
+        header(&mem, VIRTIO_BLK_T_OUT, 0);
+        let out = [(HDR, 16, false), (DATA, 1024, false), (STATUS, 1, true)];
+        assert_eq!(run(&mut block, &mem, &out), (1, VIRTIO_BLK_S_OK));
+        header(&mem, VIRTIO_BLK_T_OUT, 4);
+        let out = [(HDR, 16, false), (DATA, 512, false), (STATUS, 1, true)];
+        assert_eq!(run(&mut block, &mem, &out), (1, VIRTIO_BLK_S_OK));
+        header(&mem, VIRTIO_BLK_T_IN, 0);
+        let read = [(HDR, 16, false), (DATA, 2048, true), (STATUS, 1, true)];
+        assert_eq!(run(&mut block, &mem, &read), (2049, VIRTIO_BLK_S_OK));
+        header(&mem, VIRTIO_BLK_T_FLUSH, 0);
+        assert_eq!(
+            run(&mut block, &mem, &[(HDR, 16, false), (STATUS, 1, true)]),
+            (1, VIRTIO_BLK_S_OK)
+        );
+        header(&mem, VIRTIO_BLK_T_IN, DISK_SECTORS);
+        let past_end = [(HDR, 16, false), (DATA, 512, true), (STATUS, 1, true)];
+        assert_eq!(run(&mut block, &mem, &past_end), (1, VIRTIO_BLK_S_IOERR));
+        assert_eq!(
+            block.counters(),
+            vec![
+                ("read_bytes", 2048),
+                ("read_ops", 1),
+                ("write_bytes", 1536),
+                ("write_ops", 2),
+                ("errors", 1),
+            ]
+        );
+        // Through the transport too.
+        let line = std::sync::Arc::new(devices::interrupt::test_utils::RecordingLine::default());
+        let t = crate::MmioTransport::new(
+            Box::new(block),
+            mem.clone(),
+            std::sync::Arc::new(crate::VirtioInterrupt::new(line)),
+        )
+        .unwrap();
+        assert_eq!(t.counters()[1], ("read_ops", 1));
     }
 }

@@ -2,12 +2,45 @@
 
 use std::os::unix::io::RawFd;
 
-use virtio_queue::Queue;
+use virtio_queue::{DescriptorChain, Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Offset of the QueueNotify register in a virtio-mmio window (for ioeventfd registration).
 pub const QUEUE_NOTIFY_OFFSET: u64 = 0x50;
+
+/// Serves [`VirtioDevice::read_config`] from the bytes of a config space: `data.len()` bytes at
+/// `offset`, zeros beyond its end.
+pub(crate) fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
+    for (i, byte) in data.iter_mut().enumerate() {
+        *byte = offset
+            .checked_add(i as u64)
+            .and_then(|o| usize::try_from(o).ok())
+            .and_then(|o| config.get(o).copied())
+            .unwrap_or(0);
+    }
+}
+
+/// Serves every chain available on `queue`: `serve` handles one and returns its used length, then the
+/// chain goes to the used ring (`device` names the device when that fails). Returns true when used
+/// buffers were added.
+pub(crate) fn serve_chains<'a>(
+    device: &str,
+    queue: &mut Queue,
+    mem: &'a GuestMemoryMmap,
+    mut serve: impl FnMut(DescriptorChain<&'a GuestMemoryMmap>) -> u32,
+) -> bool {
+    let mut added = false;
+    while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        let head = chain.head_index();
+        let used_len = serve(chain);
+        match queue.add_used(mem, head, used_len) {
+            Ok(()) => added = true,
+            Err(e) => log::warn!("{device}: cannot return descriptor chain {head}: {e}"),
+        }
+    }
+    added
+}
 
 /// What [`VirtioDevice::process_backend`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -85,4 +118,10 @@ pub trait VirtioDevice: Send {
 
     /// rvvmm is stopping (guest poweroff, signal): make everything durable (e.g. flush a disk).
     fn shutdown(&mut self) {}
+
+    /// Per-device counters for the API's `vm.counters`, as (name, value) pairs, with the names
+    /// cloud-hypervisor uses (e.g. `read_bytes`, `rx_frames`). The default has none.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
 
+use vmm_sys_util::eventfd::EventFd;
+
 use crate::MmioTransport;
 
 /// The `Events` data of a device's backend fd (queue eventfds use their queue index).
@@ -109,12 +111,35 @@ impl MutEventSubscriber for QueueNotifications {
     }
 }
 
+/// A control eventfd of the I/O thread: when it is signalled, the thread runs the handler (between
+/// queue notifications, holding no device lock), e.g. to park while the VM is paused.
+pub struct IoControl {
+    /// Signalled by the controller.
+    pub wake: Arc<EventFd>,
+    /// Run on the I/O thread after each wake-up.
+    pub handler: Box<dyn FnMut() + Send>,
+}
+
+impl MutEventSubscriber for IoControl {
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(self.wake.as_ref(), EventSet::IN)) {
+            log::error!("virtio: cannot watch the I/O thread's control eventfd: {e}");
+        }
+    }
+
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        let _ = self.wake.read();
+        (self.handler)();
+    }
+}
+
 /// The event loop type.
 pub type IoEventManager = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
 
-/// Starts the I/O thread serving `transports`; it runs `on_start` first.
+/// Starts the I/O thread serving `transports` (and `control`, if given); it runs `on_start` first.
 pub fn spawn(
     transports: &[Arc<Mutex<MmioTransport>>],
+    control: Option<IoControl>,
     on_start: devices::ThreadHook,
 ) -> std::io::Result<()> {
     let mut manager = IoEventManager::new().map_err(|e| std::io::Error::other(format!("{e:?}")))?;
@@ -122,6 +147,9 @@ pub fn spawn(
         let sub: Arc<Mutex<dyn MutEventSubscriber + Send>> =
             Arc::new(Mutex::new(QueueNotifications::new(t.clone())));
         manager.add_subscriber(sub);
+    }
+    if let Some(control) = control {
+        manager.add_subscriber(Arc::new(Mutex::new(control)));
     }
     std::thread::Builder::new()
         .name("virtio-io".into())

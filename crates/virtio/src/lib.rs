@@ -1,6 +1,6 @@
 //! Virtio devices for rvvmm: the virtio-mmio (version 2) transport, the device trait every virtio device
-//! implements, and the devices themselves (virtio-blk, virtio-net on a tap). Arch-neutral and
-//! unit-tested on any host with virtio-queue's mock guest memory.
+//! implements, and the devices themselves (virtio-blk, virtio-net on a tap, virtio-rng, virtio-vsock on
+//! /dev/vhost-vsock). Arch-neutral and unit-tested on any host with virtio-queue's mock guest memory.
 
 pub mod block;
 pub mod device;
@@ -8,8 +8,11 @@ pub mod interrupt;
 pub mod io_thread;
 pub mod mmio;
 pub mod net;
+pub mod rng;
 pub mod tap;
 pub mod vhost_net;
+pub mod vhost_vsock;
+pub mod vsock;
 
 #[cfg(test)]
 mod test_utils;
@@ -19,6 +22,8 @@ pub use device::{BackendStatus, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 pub use interrupt::VirtioInterrupt;
 pub use mmio::MmioTransport;
 pub use net::{Net, NetError};
+pub use rng::Rng;
+pub use vsock::{Vsock, VsockError};
 
 /// Feature bit: the device complies with virtio 1.x (mandatory for the modern mmio transport).
 pub const VIRTIO_F_VERSION_1: u32 = 32;
@@ -33,4 +38,8 @@ pub mod device_type {
     pub const NET: u32 = 1;
     /// Block device.
     pub const BLOCK: u32 = 2;
+    /// Entropy source.
+    pub const RNG: u32 = 4;
+    /// Socket device (vsock).
+    pub const VSOCK: u32 = 19;
 }

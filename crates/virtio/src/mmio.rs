@@ -297,6 +297,11 @@ impl MmioTransport {
         self.device.shutdown();
     }
 
+    /// The device's counters for the API's `vm.counters` (see [`VirtioDevice::counters`]).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.device.counters()
+    }
+
     fn reset(&mut self) {
         self.device.reset();
         for q in &mut self.queues {

@@ -30,7 +30,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::device::{BackendStatus, VirtioDevice};
+use crate::device::{read_config_bytes, serve_chains, BackendStatus, VirtioDevice};
 use crate::tap::{Tap, TapError, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN};
 use crate::vhost_net::{VhostNetBackend, VhostNetError};
 use crate::{device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC};
@@ -468,8 +468,7 @@ impl Net {
 
     /// Transmits every available chain of the transmit queue.
     fn process_tx(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool {
-        let mut added = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+        serve_chains("virtio-net", queue, mem, |chain| {
             let head = chain.head_index();
             let frame = gather_tx(mem, chain, &mut self.tx_buf)
                 .and_then(|len| self.check_tx_header(&self.tx_buf[..len]).map(|()| len));
@@ -480,12 +479,8 @@ impl Net {
                     self.stats.tx_malformed += 1;
                 }
             }
-            match queue.add_used(mem, head, 0) {
-                Ok(()) => added = true,
-                Err(e) => log::warn!("virtio-net: cannot return descriptor chain {head}: {e}"),
-            }
-        }
-        added
+            0
+        })
     }
 
     /// Writes the first `len` bytes of the transmit buffer to the tap.
@@ -722,13 +717,7 @@ impl VirtioDevice for Net {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        for (i, byte) in data.iter_mut().enumerate() {
-            *byte = offset
-                .checked_add(i as u64)
-                .and_then(|o| usize::try_from(o).ok())
-                .and_then(|o| self.config.get(o).copied())
-                .unwrap_or(0);
-        }
+        read_config_bytes(&self.config, offset, data);
     }
 
     /// Queue 0 (receive): the driver added receive buffers: delivers the pending frame and whatever
@@ -777,12 +766,8 @@ impl VirtioDevice for Net {
     /// The tap is readable: receives into queue 0.
     fn process_backend(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap) -> BackendStatus {
         if let Some(v) = &self.vhost {
-            // Consume the count; vhost already put the buffers in the used ring.
-            let _ = v.call_fd().read();
-            return BackendStatus {
-                notify: true,
-                stalled: false,
-            };
+            // vhost already put the buffers in the used ring.
+            return v.signalled();
         }
         let Some(queue) = queues.get_mut(RX_QUEUE).filter(|q| q.ready()) else {
             return BackendStatus {
@@ -828,6 +813,24 @@ impl VirtioDevice for Net {
             s.rx_errors
         );
     }
+
+    /// With vhost the kernel moves the frames: the counters stay at 0.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats;
+        let errors = s.tx_malformed
+            + s.tx_errors
+            + s.rx_too_big
+            + s.rx_malformed
+            + s.rx_bad_buffers
+            + s.rx_errors;
+        vec![
+            ("rx_bytes", s.rx_bytes),
+            ("rx_frames", s.rx_frames),
+            ("tx_bytes", s.tx_bytes),
+            ("tx_frames", s.tx_frames),
+            ("errors", errors),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -846,13 +849,11 @@ mod tests {
     use crate::io_thread::{IoEventManager, QueueNotifications};
     use crate::MmioTransport;
 
-    use crate::test_utils::{mem, F_INDIRECT, F_NEXT, F_WRITE, MEM_SIZE};
+    use crate::test_utils::{add_chain, mem, used, Mock, F_INDIRECT, F_NEXT, F_WRITE, MEM_SIZE};
     const RXQ: u64 = 0;
     const TXQ: u64 = 0x1_0000;
     const BUF: u64 = 0x10_0000;
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0xab, 0xcd, 0xef];
-
-    type Mock<'a> = MockSplitQueue<'a, GuestMemoryMmap>;
 
     fn bit(b: u32) -> u64 {
         1 << b
@@ -874,33 +875,6 @@ mod tests {
             MockSplitQueue::create(mem, GuestAddress(RXQ), 256),
             MockSplitQueue::create(mem, GuestAddress(TXQ), 256),
         )
-    }
-
-    /// Adds one chain of (addr, len, device-writable) descriptors at descriptor table index `at`.
-    fn add_chain(mq: &Mock, at: u16, descs: &[(u64, u32, bool)]) {
-        let raw: Vec<RawDescriptor> = descs
-            .iter()
-            .enumerate()
-            .map(|(i, &(addr, len, write))| {
-                let mut flags = if write { F_WRITE } else { 0 };
-                if i + 1 < descs.len() {
-                    flags |= F_NEXT;
-                }
-                RawDescriptor::from(SplitDescriptor::new(addr, len, flags, at + i as u16 + 1))
-            })
-            .collect();
-        mq.add_desc_chains(&raw, at).unwrap();
-    }
-
-    /// The used ring: (head, length) pairs.
-    fn used(mq: &Mock) -> Vec<(u32, u32)> {
-        let n = mq.used().idx().load();
-        (0..n as usize)
-            .map(|i| {
-                let e = mq.used().ring().ref_at(i).unwrap().load();
-                (e.id(), e.len())
-            })
-            .collect()
     }
 
     /// A header (with recognisable values in the fields passed through) and an Ethernet frame of
@@ -1471,6 +1445,47 @@ mod tests {
         assert_eq!(
             (net.rx_len, net.rx_chains.len(), net.rx_chain_descriptors),
             (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn counters() {
+        let mem = mem();
+        let (mut net, peer) = device(0);
+        let (rxm, txm) = queues(&mem);
+        assert_eq!(
+            net.counters(),
+            vec![
+                ("rx_bytes", 0),
+                ("rx_frames", 0),
+                ("tx_bytes", 0),
+                ("tx_frames", 0),
+                ("errors", 0),
+            ]
+        );
+        // Transmit: one frame of 100 bytes, one malformed chain (header only).
+        let p = packet(PLAIN, 100, 22);
+        mem.write_slice(&p, GuestAddress(BUF)).unwrap();
+        add_chain(&txm, 0, &[(BUF, p.len() as u32, false)]);
+        add_chain(&txm, 1, &[(BUF, 12, false)]);
+        let mut txq: Queue = txm.create_queue().unwrap();
+        assert!(net.process_queue(1, &mut txq, &mem));
+        assert_eq!(recv(&peer).unwrap(), p);
+        // Receive: one frame of 60 bytes, one bad (device-readable) buffer before the good one.
+        add_chain(&rxm, 0, &[(BUF + 0x1000, 100, false)]);
+        add_chain(&rxm, 1, &[(BUF + 0x2000, 2048, true)]);
+        peer.send(&packet(PLAIN, 60, 23)).unwrap();
+        let mut rxq: Queue = rxm.create_queue().unwrap();
+        assert!(net.process_queue(0, &mut rxq, &mem));
+        assert_eq!(
+            net.counters(),
+            vec![
+                ("rx_bytes", 60),
+                ("rx_frames", 1),
+                ("tx_bytes", 100),
+                ("tx_frames", 1),
+                ("errors", 2),
+            ]
         );
     }
 

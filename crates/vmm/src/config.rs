@@ -269,6 +269,43 @@ impl FromStr for NetConfig {
     }
 }
 
+/// `--vsock cid=N`: a virtio-vsock device on the host's vhost-vsock, the guest at context id N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VsockConfig {
+    /// The guest's context id: 3 or more (0-2 are reserved: any, hypervisor, host), below 2^32 - 1.
+    pub cid: u64,
+}
+
+impl VsockConfig {
+    /// A checked context id.
+    pub fn new(cid: u64) -> Result<VsockConfig, ParseError> {
+        if (3..u64::from(u32::MAX)).contains(&cid) {
+            Ok(VsockConfig { cid })
+        } else {
+            Err(perr(format!(
+                "invalid vsock cid {cid}: guest context ids are 3 to {} (0-2 are reserved)",
+                u32::MAX - 1
+            )))
+        }
+    }
+}
+
+impl FromStr for VsockConfig {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let mut cid = None;
+        for (k, v) in parse_kv(s, "vsock", &["cid"])? {
+            debug_assert_eq!(k, "cid");
+            cid =
+                Some(v.parse::<u64>().map_err(|_| {
+                    perr(format!("invalid vsock '{s}': cid '{v}' is not a number"))
+                })?);
+        }
+        let cid = cid.ok_or_else(|| perr(format!("invalid vsock '{s}': cid=N is required")))?;
+        VsockConfig::new(cid)
+    }
+}
+
 /// A PCI address `DDDD:BB:DD.F`, given bare or as `path=/sys/bus/pci/devices/DDDD:BB:DD.F`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PciAddress {
@@ -457,12 +494,41 @@ pub struct VmConfig {
     pub nets: Vec<NetConfig>,
     /// PCI devices to pass through with VFIO.
     pub devices: Vec<PciAddress>,
+    /// A virtio-rng device (entropy from the host's getrandom).
+    pub rng: bool,
+    /// A virtio-vsock device.
+    pub vsock: Option<VsockConfig>,
     /// Interrupt controller choice.
     pub irqchip: IrqchipMode,
     /// Write the generated device tree here and exit instead of running.
     pub dump_dtb: Option<PathBuf>,
     /// Confine every thread with its seccomp filter once the guest runs (`--seccomp on`, the default).
     pub seccomp: bool,
+}
+
+impl Default for VmConfig {
+    /// The command line's defaults: no kernel yet, 256 MiB, one vcpu, the AIA when KVM has it.
+    fn default() -> Self {
+        VmConfig {
+            kernel: PathBuf::new(),
+            kernel_format: None,
+            kernel_addr: crate::loader::DEFAULT_RAW_ADDR,
+            timeout: None,
+            initrd: None,
+            cmdline: DEFAULT_CMDLINE.to_string(),
+            memory: 256 << 20,
+            cpus: CpuPlacement::Count(1),
+            shared_cores: false,
+            disks: Vec::new(),
+            nets: Vec::new(),
+            devices: Vec::new(),
+            rng: false,
+            vsock: None,
+            irqchip: IrqchipMode::Auto,
+            dump_dtb: None,
+            seccomp: true,
+        }
+    }
 }
 
 #[cfg(test)]

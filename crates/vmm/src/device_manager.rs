@@ -6,7 +6,7 @@
 //! addresses of the QEMU `virt` map; virtio-mmio devices take the slots in order (disks, then network
 //! cards); PCI devices (VFIO passthrough) sit behind the PCIe host bridge.
 
-use std::sync::mpsc::Sender;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use arch::layout::{
@@ -24,10 +24,14 @@ use hypervisor::Vm;
 use pci::vfio::{map_guest_memory, BarAllocator, VfioPciDevice};
 use pci::{PassthroughTarget, PciBus, PciConfigMmio, PciWindowMmio};
 use vfio_ioctls::VfioContainer;
-use virtio::{Block, MmioTransport, Net, VirtioDevice, VirtioInterrupt, QUEUE_NOTIFY_OFFSET};
+use virtio::io_thread::IoControl;
+use virtio::{
+    Block, MmioTransport, Net, Rng, VirtioDevice, VirtioInterrupt, Vsock, QUEUE_NOTIFY_OFFSET,
+};
 use vm_memory::GuestMemoryMmap;
 
 use crate::config::VmConfig;
+use crate::control::{Counters, ExitSender};
 use crate::irqchip::GuestIrqchip;
 use crate::pci_glue::{KvmPassthrough, MSI_GSI_BASE};
 use crate::seccomp::{self, Filters, ThreadKind};
@@ -35,6 +39,8 @@ use crate::{Error, GuestExit};
 
 /// A virtio-mmio transport in its slot.
 struct VirtioSlot {
+    /// The device id of `vm.counters` (cloud-hypervisor's naming: `_disk0`, `_net1`, `__rng`, ...).
+    name: String,
     base: u64,
     irq: u32,
     transport: Arc<Mutex<MmioTransport>>,
@@ -86,7 +92,7 @@ impl DeviceManager {
         &mut self,
         irqchip: &GuestIrqchip,
         input: Arc<ConsoleInput>,
-        exits: Sender<GuestExit>,
+        exits: ExitSender,
     ) -> Result<Arc<Mutex<Uart>>, Error> {
         let uart = Arc::new(Mutex::new(Uart::new(
             irqchip.line(UART0_IRQ),
@@ -103,7 +109,7 @@ impl DeviceManager {
                     GuestExit::Failure
                 }
             };
-            let _ = exits.send(why);
+            exits.send(why);
         }));
         self.insert(
             SIFIVE_TEST_BASE,
@@ -137,7 +143,8 @@ impl DeviceManager {
             let what = format!("--disk {}", disk.path.display());
             let block = Block::new(&disk.path, disk.readonly, disk.id.clone())
                 .map_err(|e| Error::Devices(format!("{what}: {e}")))?;
-            self.add_virtio(Box::new(block), &what, mem, irqchip, vm)?;
+            let name = format!("_disk{}", self.virtio.len());
+            self.add_virtio(name, Box::new(block), &what, mem, irqchip, vm)?;
         }
         for net in &config.nets {
             let what = format!("--net tap={}", net.tap);
@@ -159,13 +166,28 @@ impl DeviceManager {
                     "userspace"
                 }
             );
-            self.add_virtio(Box::new(device), &what, mem, irqchip, vm)?;
+            let name = format!("_net{}", self.virtio.len());
+            self.add_virtio(name, Box::new(device), &what, mem, irqchip, vm)?;
+        }
+        if config.rng {
+            let what = "--rng";
+            log::info!("virtio-rng: entropy from the host's getrandom");
+            self.add_virtio("__rng".into(), Box::new(Rng::new()), what, mem, irqchip, vm)?;
+        }
+        if let Some(v) = &config.vsock {
+            let what = format!("--vsock cid={}", v.cid);
+            let device =
+                Vsock::new(v.cid, mem).map_err(|e| Error::Devices(format!("{what}: {e}")))?;
+            log::info!("virtio-vsock: guest CID {} on vhost-vsock", v.cid);
+            let name = format!("_vsock{}", self.virtio.len());
+            self.add_virtio(name, Box::new(device), &what, mem, irqchip, vm)?;
         }
         Ok(())
     }
 
     fn add_virtio(
         &mut self,
+        name: String,
         device: Box<dyn VirtioDevice>,
         what: &str,
         mem: &GuestMemoryMmap,
@@ -186,6 +208,7 @@ impl DeviceManager {
         let transport = Arc::new(Mutex::new(transport));
         self.insert(base, VIRTIO_MMIO_SIZE, transport.clone())?;
         self.virtio.push(VirtioSlot {
+            name,
             base,
             irq,
             transport,
@@ -285,17 +308,37 @@ impl DeviceManager {
             .collect()
     }
 
-    /// Starts the thread that serves the virtio queues (if there is any virtio device).
-    pub fn start_io_thread(&self) -> Result<(), Error> {
+    /// Starts the thread that serves the virtio queues and `control`, if there is any virtio device;
+    /// returns whether it started.
+    pub fn start_io_thread(&self, control: IoControl) -> Result<bool, Error> {
         let transports: Vec<_> = self.virtio.iter().map(|s| s.transport.clone()).collect();
         if transports.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let hook = self.thread_hook(ThreadKind::VirtioIo);
-        virtio::io_thread::spawn(&transports, hook).map_err(|source| Error::Io {
+        virtio::io_thread::spawn(&transports, Some(control), hook).map_err(|source| Error::Io {
             what: "cannot start the virtio I/O thread".into(),
             source,
-        })
+        })?;
+        Ok(true)
+    }
+
+    /// Every virtio device's counters, by device id (devices without counters are left out).
+    pub fn counters(&self) -> Counters {
+        let mut out = Counters::new();
+        for s in &self.virtio {
+            let c = s
+                .transport
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .counters();
+            if !c.is_empty() {
+                let map: BTreeMap<String, u64> =
+                    c.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                out.insert(s.name.clone(), map);
+            }
+        }
+        out
     }
 
     /// The MMIO bus, to be shared by the vcpu threads. Devices added after this call are not on it.

@@ -1,15 +1,19 @@
 //! The rvvmm virtual machine: configuration, boot (kernel, initrd, device tree), devices and the vcpu
 //! threads, wired together by [`Vmm::run`].
 
+pub mod api_config;
 pub mod config;
+pub mod control;
 pub mod cores;
 pub mod exit;
 pub mod host;
 pub mod kernel;
 pub mod loader;
+pub mod pause;
 pub mod preflight;
 pub mod sbi;
 pub mod seccomp;
+pub mod signals;
 pub mod terminal;
 
 #[cfg(target_arch = "riscv64")]
@@ -21,10 +25,16 @@ mod machine;
 #[cfg(target_arch = "riscv64")]
 mod pci_glue;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::time::Duration;
 
+use api::{ApiError, ApiRequest};
 use config::VmConfig;
+use control::{ExitSender, RunningVm, VmmEvent};
 pub use exit::GuestExit;
+use seccomp::{Filters, ThreadKind};
 
 /// Errors that stop rvvmm before or while running the guest.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +87,9 @@ pub enum Error {
     /// A seccomp filter could not be built or installed.
     #[error(transparent)]
     SeccompFilter(#[from] seccomp::SeccompError),
+    /// The API socket could not be set up.
+    #[error("{0}")]
+    Api(String),
     /// Any other I/O failure during setup.
     #[error("{what}: {source}")]
     Io {
@@ -87,57 +100,167 @@ pub enum Error {
     },
 }
 
-/// One virtual machine.
+/// How long rvvmm waits, before exiting, for the API thread to finish writing an answer.
+const API_ANSWER_GRACE: Duration = Duration::from_secs(2);
+
+/// One VMM process: the VM of the command line, or of the API's `vm.create`.
 pub struct Vmm {
-    config: VmConfig,
+    config: Option<VmConfig>,
+    defaults: VmConfig,
+    api_socket: Option<PathBuf>,
 }
 
 impl Vmm {
     /// A VMM for `config`; nothing is opened until [`Vmm::run`].
     pub fn new(config: VmConfig) -> Vmm {
-        Vmm { config }
+        Vmm {
+            defaults: config.clone(),
+            config: Some(config),
+            api_socket: None,
+        }
     }
 
-    /// Builds the VM and runs it until the guest powers off, resets, fails or rvvmm is stopped.
-    pub fn run(self) -> Result<GuestExit, Error> {
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |source| Error::Io { what, source }
-        };
-        let allowed =
-            host::allowed_cpus().map_err(io("cannot read this process's CPU affinity"))?;
-        let host_mem = host::total_memory().map_err(io("cannot read the host's memory size"))?;
-        let mut plan = preflight::check(&self.config, &allowed, host_mem)?;
-        // Running vcpus (not just dumping the device tree) takes the cores for real.
-        let _reservation = if self.config.dump_dtb.is_none() {
-            let r = cores::reserve(
-                &self.config.cpus,
-                self.config.shared_cores,
-                &allowed,
-                &cores::lock_dir(),
-            )
-            .map_err(Error::Cores)?;
-            plan.cores = r.cores.clone();
-            Some(r)
-        } else {
-            None
-        };
-        // Every --device is checked (sysfs, its driver, its IOMMU group, VFIO) before anything is opened.
-        let bdfs: Vec<String> = self.config.devices.iter().map(|d| d.to_string()).collect();
-        let passthrough = pci::passthrough::check_all(
-            std::path::Path::new("/sys"),
-            std::path::Path::new("/dev"),
-            &bdfs,
-        )
-        .map_err(|e| Error::Devices(e.to_string()))?;
-        #[cfg(target_arch = "riscv64")]
-        {
-            machine::run(&self.config, &plan, &allowed, &passthrough)
-        }
-        #[cfg(not(target_arch = "riscv64"))]
-        {
-            let _ = (plan, passthrough);
-            Err(Error::UnsupportedHost(std::env::consts::ARCH))
+    /// A VMM driven through the API socket at `socket`: it runs `config` at once when given, else waits
+    /// for `vm.create` and `vm.boot`; `defaults` holds the command line's settings that the API does not
+    /// carry (irqchip, seccomp, shared cores, timeout).
+    pub fn with_api(config: Option<VmConfig>, defaults: VmConfig, socket: PathBuf) -> Vmm {
+        Vmm {
+            config,
+            defaults,
+            api_socket: Some(socket),
         }
     }
+
+    /// Runs the VM until the guest powers off, resets, fails, rvvmm is stopped, or the API shuts it down.
+    pub fn run(self) -> Result<GuestExit, Error> {
+        let filters = seccomp_filters(self.defaults.seccomp)?;
+        let (events, rx) = channel::<VmmEvent>();
+        let exits = ExitSender::new(events.clone());
+        // Before any thread starts: every thread inherits the blocked stop signals, and the API
+        // socket's umask is process-wide.
+        signals::block_stop_signals();
+        let api = match &self.api_socket {
+            Some(path) => Some(start_api(path, events, filters.clone())?),
+            None => {
+                drop(events);
+                None
+            }
+        };
+        signals::spawn_signal_thread(exits.clone(), filters.clone())?;
+        let mut boot = |config: &VmConfig| boot(config, &exits, &filters);
+        let mut controller = control::Controller::new(rx, self.defaults.clone(), &mut boot);
+        let result = match self.config {
+            Some(config) => controller
+                .boot_now(config)
+                .map(|ended| ended.unwrap_or_else(|| controller.run())),
+            None => Ok(controller.run()),
+        };
+        if let Some(api) = &api {
+            api.wait_idle(API_ANSWER_GRACE);
+        }
+        drop(api);
+        if let Ok(why) = &result {
+            log::info!("guest stopped: {why:?}");
+        }
+        result
+    }
+}
+
+/// Binds the API socket and starts the `api` thread, which hands each request to the control loop.
+fn start_api(
+    path: &Path,
+    events: Sender<VmmEvent>,
+    filters: Option<Arc<Filters>>,
+) -> Result<api::server::ApiHandle, Error> {
+    let server = api::ApiServer::bind(path).map_err(|e| Error::Api(e.to_string()))?;
+    let on_start = Box::new(move || seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Api));
+    let handler = move |request: ApiRequest| {
+        let what = request.name();
+        let (reply, answer) = channel();
+        if events.send(VmmEvent::Api(request, reply)).is_err() {
+            return Err(ApiError::action(what, "rvvmm is stopping"));
+        }
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(ApiError::action(what, "rvvmm is stopping")))
+    };
+    let handle = server
+        .serve(on_start, handler)
+        .map_err(|e| Error::Api(e.to_string()))?;
+    log::info!("API socket: {}", path.display());
+    Ok(handle)
+}
+
+/// Checks `config` against the host, reserves its cores and starts it (riscv64; elsewhere the checks
+/// run and then [`Error::UnsupportedHost`]).
+fn boot(
+    config: &VmConfig,
+    exits: &ExitSender,
+    filters: &Option<Arc<Filters>>,
+) -> Result<Option<Box<dyn RunningVm>>, Error> {
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| Error::Io { what, source }
+    };
+    let allowed = host::allowed_cpus().map_err(io("cannot read this process's CPU affinity"))?;
+    let host_mem = host::total_memory().map_err(io("cannot read the host's memory size"))?;
+    let mut plan = preflight::check(config, &allowed, host_mem)?;
+    // Running vcpus (not just dumping the device tree) takes the cores for real.
+    let reservation = if config.dump_dtb.is_none() {
+        let r = cores::reserve(
+            &config.cpus,
+            config.shared_cores,
+            &allowed,
+            &cores::lock_dir(),
+        )
+        .map_err(Error::Cores)?;
+        plan.cores = r.cores.clone();
+        Some(r)
+    } else {
+        None
+    };
+    // Every --device is checked (sysfs, its driver, its IOMMU group, VFIO) before anything is opened.
+    let bdfs: Vec<String> = config.devices.iter().map(|d| d.to_string()).collect();
+    let passthrough = pci::passthrough::check_all(
+        std::path::Path::new("/sys"),
+        std::path::Path::new("/dev"),
+        &bdfs,
+    )
+    .map_err(|e| Error::Devices(e.to_string()))?;
+    #[cfg(target_arch = "riscv64")]
+    {
+        let machine = machine::start(
+            config,
+            &plan,
+            &allowed,
+            &passthrough,
+            reservation,
+            filters,
+            exits.clone(),
+        )?;
+        Ok(machine.map(|m| Box::new(m) as Box<dyn RunningVm>))
+    }
+    #[cfg(not(target_arch = "riscv64"))]
+    {
+        let _ = (plan, passthrough, reservation, exits, filters);
+        Err(Error::UnsupportedHost(std::env::consts::ARCH))
+    }
+}
+
+/// The seccomp filters of every thread kind when `on` (riscv64 only: rvvmm runs guests nowhere else),
+/// with the SIGSYS handler that reports a forbidden call installed.
+fn seccomp_filters(on: bool) -> Result<Option<Arc<Filters>>, Error> {
+    if !on {
+        log::warn!("--seccomp off: rvvmm's threads run without seccomp filters");
+        return Ok(None);
+    }
+    if !cfg!(target_arch = "riscv64") {
+        return Ok(None);
+    }
+    if !seccomp::supported() {
+        return Err(seccomp::SeccompError::Unsupported.into());
+    }
+    let filters = Filters::build()?;
+    seccomp::install_sigsys_handler()?;
+    Ok(Some(Arc::new(filters)))
 }

@@ -1,12 +1,13 @@
-//! Builds the VM on KVM (riscv64 only) and runs it: guest RAM, vcpus, the irqchip (AIA or PLIC), kernel +
-//! initrd + device tree, the devices (through [`DeviceManager`]), the console and signal threads, one
-//! pinned thread per vcpu.
+//! Builds the VM on KVM (riscv64 only) and starts it: guest RAM, vcpus, the irqchip (AIA or PLIC),
+//! kernel + initrd + device tree, the devices (through [`DeviceManager`]), the console thread, one pinned
+//! thread per vcpu. The [`Machine`] it returns is what the control loop pauses, resumes and shuts down.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arch::layout::DRAM_BASE;
 use arch::{create_fdt, mmu_type_from_satp_mode, CpuIsa, FdtConfig};
@@ -17,12 +18,17 @@ use hypervisor::regs::SBI_EXT_DBCN;
 use hypervisor::{Exit, Vcpu, Vm};
 use linux_loader::loader::{pe::PE, KernelLoader};
 use pci::PassthroughTarget;
+use virtio::io_thread::IoControl;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::config::VmConfig;
+use crate::control::{Counters, ExitSender, RunningVm};
+use crate::cores::CoreReservation;
 use crate::device_manager::DeviceManager;
 use crate::irqchip::GuestIrqchip;
 use crate::loader::KernelFormat;
+use crate::pause::PauseGate;
 use crate::preflight::Plan;
 use crate::sbi::SbiConsole;
 use crate::seccomp::{self, Filters, ThreadKind};
@@ -44,13 +50,14 @@ struct VcpuShared {
     bus: MmioBus,
     mem: GuestMemoryMmap,
     sbi: SbiConsole,
-    exits: Sender<GuestExit>,
+    exits: ExitSender,
     unmapped_warnings: AtomicU32,
+    gate: Arc<PauseGate>,
 }
 
 impl VcpuShared {
     fn stop(&self, why: GuestExit) {
-        let _ = self.exits.send(why);
+        self.exits.send(why);
     }
 
     fn unmapped(&self, vcpu: u64, addr: u64, write: bool) {
@@ -61,15 +68,80 @@ impl VcpuShared {
     }
 }
 
-/// Builds the VM described by `config` and `plan`, runs it and returns how it ended.
-pub fn run(
+/// A running VM: what the control loop pauses, resumes, reads counters of and shuts down.
+pub struct Machine {
+    devices: DeviceManager,
+    gate: Arc<PauseGate>,
+    vcpu_threads: Vec<libc::pthread_t>,
+    io_wake: Option<Arc<EventFd>>,
+    // Dropped last, in this order: the terminal back to cooked mode, the irqchip (the AIA device fd),
+    // the cores' reservation.
+    raw: Option<RawTerminal>,
+    _irqchip: GuestIrqchip,
+    _reservation: Option<CoreReservation>,
+}
+
+/// The signal that makes a vcpu thread leave KVM_RUN (its handler does nothing).
+fn kick_signal() -> i32 {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// How long a pause may take before it is given up.
+const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl RunningVm for Machine {
+    fn pause(&mut self) -> Result<(), String> {
+        let threads = self.vcpu_threads.clone();
+        let wake = self.io_wake.clone();
+        let kick = move || {
+            for &t in &threads {
+                // SAFETY: `t` is a vcpu thread of this process; vcpu threads are never joined, so it
+                // stays valid; the signal's handler does nothing (it only interrupts KVM_RUN).
+                unsafe { libc::pthread_kill(t, kick_signal()) };
+            }
+            if let Some(w) = &wake {
+                let _ = w.write(1);
+            }
+        };
+        self.gate
+            .pause(kick, PAUSE_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        log::info!("VM paused: every vcpu and the I/O thread stopped");
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), String> {
+        self.gate.resume();
+        log::info!("VM resumed");
+        Ok(())
+    }
+
+    fn counters(&self) -> Counters {
+        self.devices.counters()
+    }
+
+    fn shutdown(self: Box<Self>) {
+        // Nothing written by the guest may be lost: flush every device before exiting, whatever the
+        // reason.
+        self.devices.shutdown();
+        drop(self.raw);
+    }
+}
+
+/// Builds the VM described by `config` and `plan` on the cores of `reservation` and starts it; returns
+/// `None` when `--dump-dtb` only wrote the device tree.
+pub fn start(
     config: &VmConfig,
     plan: &Plan,
     allowed_cpus: &[usize],
     passthrough: &[PassthroughTarget],
-) -> Result<GuestExit, Error> {
+    reservation: Option<CoreReservation>,
+    filters: &Option<Arc<Filters>>,
+    exits: ExitSender,
+) -> Result<Option<Machine>, Error> {
     let num_vcpus = plan.cores.len() as u32;
-    let filters = seccomp_filters(config.seccomp)?;
     keep_own_threads_off(&plan.cores, allowed_cpus);
     let vm = Arc::new(Vm::new()?);
     let mem = create_guest_ram(&vm, config.memory)?;
@@ -91,10 +163,9 @@ pub fn run(
     load_kernel_and_initrd(config, plan, &mem)?;
 
     // Devices (created before the device tree, which lists them).
-    let (exit_tx, exit_rx) = channel::<GuestExit>();
     let input = Arc::new(ConsoleInput::new());
     let mut devices = DeviceManager::new(filters.clone());
-    let uart = devices.add_platform_devices(&irqchip, input.clone(), exit_tx.clone())?;
+    let uart = devices.add_platform_devices(&irqchip, input.clone(), exits.clone())?;
     devices.add_virtio_devices(config, &mem, &irqchip, &vm)?;
     devices.add_passthrough_devices(passthrough, &mem, config.memory, &irqchip, &vm)?;
 
@@ -115,27 +186,44 @@ pub fn run(
     if let Some(path) = &config.dump_dtb {
         std::fs::write(path, &fdt).map_err(io_err(format!("cannot write {}", path.display())))?;
         log::info!("device tree written to {}", path.display());
-        return Ok(GuestExit::Poweroff);
+        return Ok(None);
     }
     mem.write_slice(&fdt, GuestAddress(plan.layout.fdt_addr))
         .map_err(|e| Error::Memory(format!("cannot write the device tree: {e}")))?;
     vcpus[0].set_boot_regs(plan.kernel.entry, 0, plan.layout.fdt_addr)?;
 
-    devices.start_io_thread()?;
+    // Pauses stop every vcpu and the I/O thread (when there is one).
+    let io_wake = Arc::new(
+        EventFd::new(vmm_sys_util::eventfd::EFD_NONBLOCK)
+            .map_err(io_err("cannot create the I/O thread's control eventfd"))?,
+    );
+    let gate = Arc::new(PauseGate::new(vcpus.len() + 1));
+    let g = gate.clone();
+    let io_started = devices.start_io_thread(IoControl {
+        wake: io_wake.clone(),
+        handler: Box::new(move || g.checkpoint()),
+    })?;
+    if !io_started {
+        gate.leave();
+    }
+    vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick).map_err(|e| {
+        Error::Io {
+            what: "cannot install the vcpu kick signal handler".into(),
+            source: std::io::Error::from_raw_os_error(e.errno()),
+        }
+    })?;
 
-    // Console and signals. Block the stop signals in every thread; one thread waits for them.
+    // Console input.
     let raw = RawTerminal::enable().map_err(io_err("cannot put the terminal in raw mode"))?;
-    block_stop_signals();
-    spawn_signal_thread(exit_tx.clone(), filters.clone())?;
     spawn_stdin_thread(
         input.clone(),
         uart,
         raw.is_some(),
-        exit_tx.clone(),
+        exits.clone(),
         filters.clone(),
     )?;
     if let Some(secs) = config.timeout {
-        let exits = exit_tx.clone();
+        let exits = exits.clone();
         let filters = filters.clone();
         std::thread::Builder::new()
             .name("timeout".into())
@@ -143,7 +231,7 @@ pub fn run(
                 seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Timeout);
                 std::thread::sleep(std::time::Duration::from_secs(secs));
                 log::warn!("--timeout {secs}: stopping the VM");
-                let _ = exits.send(GuestExit::Timeout);
+                exits.send(GuestExit::Timeout);
             })
             .map_err(io_err("cannot start the timeout thread"))?;
     }
@@ -152,12 +240,13 @@ pub fn run(
         bus: devices.take_bus(),
         mem,
         sbi: SbiConsole::stdout(input),
-        exits: exit_tx,
+        exits,
         unmapped_warnings: AtomicU32::new(0),
+        gate: gate.clone(),
     });
-    spawn_vcpus(vcpus, &plan.cores, &shared, &filters)?;
+    let vcpu_threads = spawn_vcpus(vcpus, &plan.cores, &shared, filters)?;
     // Last, the main thread (every thread is started: threads inherit the filter of their parent).
-    if let Some(f) = &filters {
+    if let Some(f) = filters {
         f.install(ThreadKind::Main)?;
     }
     log::info!(
@@ -171,15 +260,15 @@ pub fn run(
     if filters.is_some() {
         log::info!("seccomp filters installed on every thread");
     }
-
-    let why = exit_rx.recv().unwrap_or(GuestExit::Failure);
-    // Nothing written by the guest may be lost: flush every device before exiting, whatever the reason.
-    devices.shutdown();
-    drop(raw);
-    // Keep the irqchip (the AIA device fd) alive until here.
-    drop(irqchip);
-    log::info!("guest stopped: {why:?}");
-    Ok(why)
+    Ok(Some(Machine {
+        devices,
+        gate,
+        vcpu_threads,
+        io_wake: io_started.then_some(io_wake),
+        raw,
+        _irqchip: irqchip,
+        _reservation: reservation,
+    }))
 }
 
 /// Moves rvvmm's own threads (this one, console, signals, virtio I/O) off the vcpus' cores when other cores
@@ -281,38 +370,35 @@ fn load_kernel_and_initrd(
     Ok(())
 }
 
-/// The seccomp filters of every thread kind when `on`, with the SIGSYS handler that reports a
-/// forbidden call installed.
-fn seccomp_filters(on: bool) -> Result<Option<Arc<Filters>>, Error> {
-    if !on {
-        log::warn!("--seccomp off: rvvmm's threads run without seccomp filters");
-        return Ok(None);
-    }
-    if !seccomp::supported() {
-        return Err(seccomp::SeccompError::Unsupported.into());
-    }
-    let filters = Filters::build()?;
-    seccomp::install_sigsys_handler()?;
-    Ok(Some(Arc::new(filters)))
-}
-
 /// Starts one thread per vcpu, named `vcpuN` and pinned to its core.
 fn spawn_vcpus(
     vcpus: Vec<Vcpu>,
     cores: &[usize],
     shared: &Arc<VcpuShared>,
     filters: &Option<Arc<Filters>>,
-) -> Result<(), Error> {
+) -> Result<Vec<libc::pthread_t>, Error> {
+    let mut threads = Vec::new();
     for (vcpu, &core) in vcpus.into_iter().zip(cores) {
         let shared = shared.clone();
         let filters = filters.clone();
         let name = format!("vcpu{}", vcpu.id());
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || vcpu_thread(vcpu, core, shared, filters))
             .map_err(io_err(format!("cannot start thread {name}")))?;
+        // vcpu threads are never joined: the handle's pthread_t stays valid while the process lives.
+        threads.push(handle.as_pthread_t());
     }
-    Ok(())
+    Ok(threads)
+}
+
+/// Takes a vcpu thread out of pauses when it ends, however it ends.
+struct LeaveOnExit(Arc<PauseGate>);
+
+impl Drop for LeaveOnExit {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
 }
 
 fn vcpu_thread(
@@ -322,6 +408,7 @@ fn vcpu_thread(
     filters: Option<Arc<Filters>>,
 ) {
     let id = vcpu.id();
+    let _leave = LeaveOnExit(shared.gate.clone());
     if let Err(e) = crate::host::pin_current_thread(core) {
         log::error!("vcpu{id}: cannot pin to host core {core}: {e}");
         shared.stop(GuestExit::Failure);
@@ -336,6 +423,7 @@ fn vcpu_thread(
         }
     }
     loop {
+        shared.gate.checkpoint();
         match vcpu.run() {
             Ok(Exit::MmioRead(addr, data)) => {
                 if !shared.bus.read(addr, data) {
@@ -383,55 +471,11 @@ fn vcpu_thread(
     }
 }
 
-const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
-
-fn stop_sigset() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and modify the local set only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in STOP_SIGNALS {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
-}
-
-/// Blocks the stop signals in the calling thread (and the threads it starts later).
-fn block_stop_signals() {
-    let set = stop_sigset();
-    // SAFETY: `set` is a valid signal set; the old mask is not needed.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-}
-
-fn spawn_signal_thread(
-    exits: Sender<GuestExit>,
-    filters: Option<Arc<Filters>>,
-) -> Result<(), Error> {
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Signals);
-            loop {
-                let set = stop_sigset();
-                let mut sig: libc::c_int = 0;
-                // SAFETY: `set` is valid and `sig` is writable; the signals are blocked in every thread.
-                if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                    log::warn!("stopping the VM on signal {sig}");
-                    let _ = exits.send(GuestExit::Signal(sig));
-                    return;
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(io_err("cannot start the signal thread"))
-}
-
 fn spawn_stdin_thread(
     input: Arc<ConsoleInput>,
     uart: Arc<Mutex<Uart>>,
     tty: bool,
-    exits: Sender<GuestExit>,
+    exits: ExitSender,
     filters: Option<Arc<Filters>>,
 ) -> Result<(), Error> {
     std::thread::Builder::new()
@@ -454,7 +498,7 @@ fn spawn_stdin_thread(
                 let bytes = if tty {
                     let keys = escape.feed(&buf[..n]);
                     if keys.quit {
-                        let _ = exits.send(GuestExit::Signal(libc::SIGINT));
+                        exits.send(GuestExit::Signal(libc::SIGINT));
                         return;
                     }
                     keys.forward

@@ -171,20 +171,9 @@ mod tests {
     fn config(kernel: PathBuf) -> VmConfig {
         VmConfig {
             kernel,
-            kernel_format: None,
-            kernel_addr: crate::loader::DEFAULT_RAW_ADDR,
-            timeout: None,
-            initrd: None,
-            cmdline: "console=ttyS0".into(),
             memory: 512 << 20,
             cpus: CpuPlacement::Count(2),
-            shared_cores: false,
-            disks: vec![],
-            nets: vec![],
-            devices: vec![],
-            irqchip: IrqchipMode::Auto,
-            dump_dtb: None,
-            seccomp: true,
+            ..VmConfig::default()
         }
     }
 

@@ -40,11 +40,13 @@ pub enum ThreadKind {
     RtcAlarm,
     /// The --timeout thread: sleeps.
     Timeout,
+    /// The API thread: accepts connections on the API socket, reads requests and writes answers.
+    Api,
 }
 
 impl ThreadKind {
     /// Every kind.
-    pub const ALL: [ThreadKind; 7] = [
+    pub const ALL: [ThreadKind; 8] = [
         ThreadKind::Main,
         ThreadKind::Vcpu,
         ThreadKind::VirtioIo,
@@ -52,6 +54,7 @@ impl ThreadKind {
         ThreadKind::Signals,
         ThreadKind::RtcAlarm,
         ThreadKind::Timeout,
+        ThreadKind::Api,
     ];
 
     /// The name used in messages and in [`SELFTEST_ENV`].
@@ -64,6 +67,7 @@ impl ThreadKind {
             ThreadKind::Signals => "signals",
             ThreadKind::RtcAlarm => "rtc-alarm",
             ThreadKind::Timeout => "timeout",
+            ThreadKind::Api => "api",
         }
     }
 }
@@ -130,6 +134,20 @@ pub fn allowed(kind: ThreadKind) -> Vec<libc::c_long> {
         ThreadKind::Signals => calls.push(libc::SYS_rt_sigtimedwait),
         ThreadKind::RtcAlarm => calls.push(libc::SYS_ioctl),
         ThreadKind::Timeout => {}
+        // Its listening socket exists already: it accepts, reads, writes, sets timeouts.
+        ThreadKind::Api => calls.extend_from_slice(&[
+            libc::SYS_accept,
+            libc::SYS_accept4,
+            libc::SYS_read,
+            libc::SYS_recvfrom,
+            libc::SYS_sendto,
+            libc::SYS_setsockopt,
+            libc::SYS_ppoll,
+        ]),
+    }
+    // The main thread removes the API socket when rvvmm ends.
+    if kind == ThreadKind::Main {
+        calls.push(libc::SYS_unlinkat);
     }
     calls.sort_unstable();
     calls.dedup();
