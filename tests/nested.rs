@@ -39,6 +39,7 @@ const AIA_SCENARIOS: &[&str] = &[
     "hostile",
     "plic-hostile",
     "faults",
+    "api",
 ];
 
 /// Scenarios run on an L1 without AIA (QEMU virt with a PLIC): rvvmm's default `--irqchip auto` picks the
@@ -214,6 +215,76 @@ fn vcpu_threads_are_pinned_to_distinct_cores() {
 
 #[test]
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn the_api_creates_boots_pauses_resumes_and_shuts_down_a_vm() {
+    aia_host().assert_markers(
+        "api",
+        &[
+            "API-SOCKET mode=600",
+            "API GET vmm.ping -> 200 {",
+            "API-THREADS before=",
+            "API PUT vm.boot -> 204",
+            "API-SHUTDOWN rc=0 socket-left=no",
+            "API PUT vmm.shutdown -> 200",
+            "API-FAILS 0",
+        ],
+    );
+    let text = aia_host().passed("api");
+    // The guest's counter stopped while paused and went on after resume.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("API-PAUSE "))
+        .unwrap_or_else(|| panic!("no pause result:\n{text}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(nums.len(), 3, "{line}");
+    assert_eq!(nums[0], nums[1], "progress while paused: {line}");
+    assert!(nums[2] > nums[1] + 3, "no progress after resume: {line}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn api_errors_follow_cloud_hypervisor() {
+    aia_host().assert_markers(
+        "api",
+        &[
+            "API GET vm.boot -> 400",
+            "API POST vm.create -> 400",
+            "API GET vm.nothing -> 404",
+            "API GET vm.info -> 404",
+            "API PUT vm.pause -> 404",
+            "unknown field",
+            "API PUT vm.boot -> 500",
+            "API PUT vm.resume -> 500",
+            "API PUT vm.reboot -> 500",
+            "already serves this socket",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn vsock_carries_data_both_ways_and_the_guest_reads_virtio_rng() {
+    aia_host().assert_markers(
+        "api",
+        &[
+            "API-VSOCK L1-listener rc=0 VSOCK-OK",
+            "API-VSOCK L1-client rc=0 VSOCK-OK",
+            "API-COUNTERS rc=0",
+        ],
+    );
+    let text = aia_host().passed("api");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("API-RNG-4 virtio_rng") && l.trim_end().ends_with(" 128")),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn sigterm_stops_the_vm_with_status_143() {
     aia_host().assert_markers("signal", &["SIGTERM-EXIT rc=143"]);
 }
@@ -231,6 +302,7 @@ fn seccomp_filters_confine_every_thread_and_name_a_forbidden_call() {
         ("signals", "signals"),
         ("rtc-alarm", "rtc-alarm"),
         ("timeout", "timeout"),
+        ("api", "api"),
     ] {
         let prefix = format!("SECCOMP-SELFTEST {kind} ");
         let line = text

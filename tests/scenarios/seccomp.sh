@@ -35,6 +35,12 @@ for kind in main vcpu virtio-io console-in signals rtc-alarm timeout; do
   grep -q panicked err-$kind && fails=$((fails + 1))
 done
 
+# The API thread runs only with --api-socket (and no VM is needed: rvvmm waits for vm.create).
+RVVMM_SECCOMP_SELFTEST=api timeout 60 rvvmm --api-socket "$PWD/st.sock" </dev/null >out-api 2>err-api
+rc=$?
+echo "SECCOMP-SELFTEST api rc=$rc lines=$(grep -c . err-api) line=$(grep -m1 'seccomp: thread' err-api)"
+[ "$rc" -eq 159 ] || fails=$((fails + 1))
+
 export RVVMM_SECCOMP_SELFTEST=vcpu
 start_guest --memory 128M --seccomp off
 unset RVVMM_SECCOMP_SELFTEST
