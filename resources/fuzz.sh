@@ -19,7 +19,7 @@ corpus_root=${RVVMM_FUZZ_CORPUS:-$HOME/.cache/rvvmm/fuzz-corpus}
 artifacts=$PWD/target/fuzz-artifacts
 seeds=$PWD/target/fuzz-seeds
 host=x86_64-unknown-linux-gnu
-all=(virtio_blk virtio_net mmio_devices plic sbi kernel_loader cmdline pci_config)
+all=(virtio_blk virtio_net mmio_devices plic sbi kernel_loader cmdline pci_config api)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

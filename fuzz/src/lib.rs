@@ -11,6 +11,7 @@
 pub mod input;
 pub mod seeds;
 
+pub mod api;
 pub mod cmdline;
 pub mod kernel_loader;
 pub mod mmio_devices;
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("kernel_loader", kernel_loader::run),
     ("cmdline", cmdline::run),
     ("pci_config", pci_config::run),
+    ("api", api::run),
 ];
 
 #[cfg(test)]
