@@ -6,9 +6,10 @@
 #   images/l2-Image                the L2 guest kernel (always trixie's)
 #   images/l2-initrd.cpio.gz       the L2 guest initramfs: busybox, resources/l2/init as /init, modules
 #   images/l1-Image-<name>         the kernel QEMU boots as L1
-#   images/l1-base-<name>.cpio.gz  the L1 initramfs WITHOUT /init: busybox, modules, /guest/{Image,
-#                                  initrd.cpio.gz}. The run tool appends a cpio with /init (resources/l1/init),
-#                                  /bin/rvvmm and /scenarios/*.sh (Linux unpacks concatenated archives).
+#   images/l1-base-<name>.cpio.gz  the L1 initramfs WITHOUT /init: busybox, modules, curl (+ its shared
+#                                  libraries, glibc's loader), /guest/{Image,initrd.cpio.gz}. The run tool
+#                                  appends a cpio with /init (resources/l1/init), /bin/rvvmm and
+#                                  /scenarios/*.sh (Linux unpacks concatenated archives).
 # Environment:
 #   RVVMM_CACHE       default <repo>/.cache
 #   RVVMM_L1_KERNEL   trixie (default) | sid | vfio | /absolute/path/to/Image (self-built; <name> is
@@ -34,8 +35,23 @@ IMG=$CACHE/images
 # Modules wanted in each initramfs, by module name ('-' and '_' are the same), plus their dependencies.
 # Names a kernel lacks or has built in are reported and skipped. crc32c_generic: ext4's checksums
 # (a softdep, which busybox modprobe ignores; the kernel asks /sbin/modprobe for crypto-crc32c).
-L2_MODULES=(virtio_mmio virtio_blk virtio_net net_failover failover ext4 crc32c_generic)
-L1_MODULES=(kvm tun vhost_net vhost vfio vfio_pci vfio_iommu_type1)
+# L2: vsock guest transport (vmw_vsock_virtio_transport) and virtio-rng; resources/l2/init loads them.
+# L1: vhost_vsock gives /dev/vhost-vsock (loaded on demand: modprobe vhost_vsock); vsock_loopback lets
+# /guests/vsock-test talk to itself in L1 (CID 1) without a guest.
+L2_MODULES=(virtio_mmio virtio_blk virtio_net net_failover failover ext4 crc32c_generic
+  vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport virtio_rng)
+L1_MODULES=(kvm tun vhost_net vhost vhost_iotlb vsock vmw_vsock_virtio_transport_common vhost_vsock
+  vsock_loopback vfio vfio_pci vfio_iommu_type1)
+# Debian (trixie, riscv64) packages unpacked into the L1 initramfs with the packages their Depends and
+# Pre-Depends name, recursively (curl: e.g. `curl --unix-socket S http://localhost/...` for rvvmm's API).
+# Only their programs (of these packages, not of the dependencies), shared libraries and the loader go
+# in; a file the busybox rootfs already has is never replaced.
+L1_PACKAGES=(curl)
+# Dependencies not followed (an extended regex on the package name): nothing a program needs to run
+# (config/doc-only packages, maintainer-script tools, plugins loaded only on request), or what busybox
+# replaces. gcc-N-base: docs; openssl-provider-legacy: an OpenSSL module loaded only on request;
+# libsasl2-modules-db: a SASL plugin (and with it libdb).
+L1_PACKAGES_SKIP='^(debconf|debconf-2[.]0|cdebconf|perl-base|dpkg|install-info|base-files|base-passwd|bash|coreutils|dash|sensible-utils|tzdata|ca-certificates|openssl|gcc-[0-9]+-base|openssl-provider-legacy|libsasl2-modules-db|libsasl2-modules|usr-is-merged|usrmerge|init-system-helpers)$'
 # Applets the init scripts rely on; every applet of the binary gets a symlink, these must be among them.
 NEEDED_APPLETS=(sh mount modprobe insmod setsid cttyhack timeout poweroff grep awk tr find uname)
 # Used only if the applet list cannot be read from the (riscv64, not runnable here) busybox binary.
@@ -71,7 +87,7 @@ case "$L1_KERNEL" in
     ;;
   *) die "RVVMM_L1_KERNEL must be trixie, sid, vfio or an absolute path to a kernel Image (got '$L1_KERNEL')" ;;
 esac
-for t in apt-get apt-cache dpkg-deb depmod cpio xz gzip flock; do
+for t in apt-get apt-cache dpkg-deb depmod cpio xz gzip flock tar; do
   command -v "$t" >/dev/null || die "$t not found: run resources/setup-host.sh"
 done
 
@@ -148,8 +164,46 @@ kernel_specs() {
   for p in ${parts:-$img}; do echo "$p:riscv64/$suite"; done
 }
 
+# pkg_closure SUITE PKG...: the riscv64 packages PKG of SUITE and, recursively, what their Depends and
+# Pre-Depends name (of alternatives the first; a virtual package by its first provider), except names
+# matching L1_PACKAGES_SKIP. One apt-cache call; the output is sorted (the memo stays the same).
+pkg_closure() {
+  local suite=$1 out
+  shift
+  out=$(apt-cache "${APT_OPTS[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances "${@/%/:riscv64}") || die "apt-cache depends $* failed"
+  # Blocks: "name[:arch]" then "  Depends: dep", " |Depends: alt" (an alternative follows), and under
+  # "Depends: <virtual>" the providers, indented by 4. A group ends at a line without the "|".
+  LC_ALL=C awk -v roots="$*" -v skip="$L1_PACKAGES_SKIP" -v suite="$suite" '
+    function base(n) { sub(/:.*/, "", n); return n }
+    /^[^ ]/ { cur = $1; open = 0; virt = 0; next }
+    /^ [ |][A-Za-z-]+: / {
+      if (!open) { g = cur SUBSEP (++ng[cur]); groups[cur] = groups[cur] " " g; open = 1 }
+      virt = ($2 ~ /^</)
+      if (!virt) cand[g] = cand[g] " " $2
+      if (substr($0, 2, 1) != "|") open = 0
+      next
+    }
+    /^    [^ ]/ { if (virt) cand[g] = cand[g] " " $1; next }
+    END {
+      n = split(roots, q, " "); for (i = 1; i <= n; i++) { q[i] = q[i] ":riscv64"; seen[q[i]] = 1 }
+      for (h = 1; h <= n; h++) {
+        p = q[h]; ng2 = split(groups[p], gs, " ")
+        for (j = 1; j <= ng2; j++) {
+          split(cand[gs[j]], c, " "); d = c[1]
+          if (d == "") { print "no installable candidate for a dependency of " p > "/dev/stderr"; exit 1 }
+          if (base(d) ~ skip || d in seen) continue
+          seen[d] = 1; q[++n] = d
+        }
+      }
+      for (i = 1; i <= n; i++) { d = q[i]; print base(d) (d ~ /:/ ? ":riscv64" : "") "/" suite }
+    }' <<<"$out" | LC_ALL=C sort -u
+}
+
 get_debs busybox echo busybox-static:riscv64/trixie
 BB_DEBS=("${DEBS[@]}")
+get_debs l1-packages pkg_closure trixie "${L1_PACKAGES[@]}"
+PKG_DEBS=("${DEBS[@]}")
 get_debs kernel-trixie kernel_specs trixie
 TRIXIE_DEBS=("${DEBS[@]}")
 if [ "$L1_NAME" = sid ]; then
@@ -227,6 +281,7 @@ stage_rootfs() {
   mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,run,root,mnt,usr/lib}
   chmod 1777 "$r/tmp"
   ln -s bin "$r/sbin"
+  ln -s usr/lib "$r/lib" # usrmerge: glibc's loader is /lib/ld-linux-*.so.1, shipped in usr/lib
   ln -s ../bin "$r/usr/bin"
   ln -s ../bin "$r/usr/sbin"
   cp "$BUSYBOX" "$r/bin/busybox"
@@ -247,7 +302,7 @@ stage_modules() {
   shift 2
   ver=$(ls "$src/usr/lib/modules")
   local from=$src/usr/lib/modules/$ver to=$dest/usr/lib/modules/$ver
-  mkdir -p "$to" "$dest/lib"
+  mkdir -p "$to"
   # modules.dep lines are "path: dep dep...", dependencies already transitive.
   LC_ALL=C awk -v want=" $* " -v missing="$TMP/missing" '
     function modname(p) { sub(/.*\//, "", p); sub(/\.ko(\..*)?$/, "", p); gsub(/-/, "_", p); return p }
@@ -266,7 +321,7 @@ stage_modules() {
   done <"$TMP/closure"
   cp "$from/modules.builtin" "$from/modules.builtin.modinfo" "$to/" 2>/dev/null || true
   sed 's/\.\(xz\|gz\)$//' "$TMP/closure" | grep -xFf - "$from/modules.order" >"$to/modules.order" || true
-  ln -sfn ../usr/lib/modules "$dest/lib/modules"
+  [ -d "$dest/lib/modules" ] || die "$dest/lib/modules: no lib -> usr/lib symlink (stage_rootfs)"
   depmod -b "$dest" "$ver"
   rm -f "$to"/*.bin "$to/modules.builtin.modinfo" # busybox reads only the text files
   log "  modules ($ver): $(sed 's|.*/||; s|\.ko.*||' "$TMP/closure" | sort | tr '\n' ' ')"
@@ -279,6 +334,68 @@ stage_modules() {
     fi
   done <"$TMP/missing"
   rm -f "$TMP/missing"
+}
+
+# stage_debs ROOT DEB...: unpack the .debs into ROOT, keeping only what running programs needs: the
+# shared libraries and loader (usr/lib, lib), /etc, and the programs of the packages in L1_PACKAGES. No
+# docs, headers, static libraries, gconv modules. A file ROOT already has (or has as a symlink, e.g.
+# /bin/sh of busybox) is left alone: the deb's copy is dropped and reported. Then checks that every ELF
+# file's loader and NEEDED libraries are in ROOT.
+stage_debs() {
+  local r=$1 d pkg x=$TMP/debs-x all=$TMP/debs-all f n=0 clash=() elf readelf lib ok
+  shift
+  rm -rf "$all"
+  mkdir -p "$all"
+  for d in "$@"; do
+    pkg=${d%%_*}
+    rm -rf "$x"
+    mkdir -p "$x"
+    dpkg-deb -x "$DEBDIR/$d" "$x"
+    rm -rf "$x"/usr/share "$x"/usr/include "$x"/usr/lib/*/gconv "$x"/usr/lib/*/pkgconfig "$x"/usr/lib/*/*.a \
+      "$x"/usr/libexec "$x"/var "$x"/lib/systemd "$x"/usr/lib/systemd
+    if ! printf '%s\n' "${L1_PACKAGES[@]}" | grep -qxF -- "$pkg"; then
+      rm -rf "$x"/bin "$x"/sbin "$x"/usr/bin "$x"/usr/sbin "$x"/usr/games
+    fi
+    (cd "$x" && tar -cf - .) | tar -C "$all" -xf - --keep-directory-symlink
+  done
+  rm -rf "$x"
+  while IFS= read -r -d '' f; do
+    f=${f#./}
+    if [ -e "$r/$f" ] || [ -L "$r/$f" ]; then
+      clash+=("/$f")
+      rm -f "$all/$f"
+    else
+      n=$((n + 1))
+    fi
+  done < <(cd "$all" && find . ! -type d -print0)
+  [ "${#clash[@]}" -eq 0 ] || log "  kept the rootfs' own: ${clash[*]}"
+  # --keep-directory-symlink: the rootfs' usr/bin -> ../bin and lib -> usr/lib stay symlinks.
+  (cd "$all" && tar -cf - .) | tar -C "$r" -xf - --keep-directory-symlink --skip-old-files
+  log "  packages: $n files, $(du -sk --apparent-size "$all" | cut -f1) KiB: $(printf '%s\n' "$@" | sed 's/_.*//' | tr '\n' ' ')"
+  readelf=$(command -v riscv64-linux-gnu-readelf || command -v readelf || true)
+  if [ -z "$readelf" ]; then
+    log "  warning: no readelf: shared-library dependencies not checked"
+    rm -rf "$all"
+    return 0
+  fi
+  ok=1
+  while IFS= read -r -d '' f; do
+    [ "$(head -c 4 "$all/$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+    elf=$("$readelf" -lW -d "$all/$f" 2>/dev/null) || continue
+    lib=$(sed -n 's/.*\[Requesting program interpreter: \(.*\)\]/\1/p' <<<"$elf")
+    if [ -n "$lib" ] && [ ! -e "$r$lib" ]; then
+      log "  error: $f: loader $lib is not in the rootfs"
+      ok=0
+    fi
+    for lib in $(sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' <<<"$elf"); do
+      [ -e "$r/usr/lib/riscv64-linux-gnu/$lib" ] || [ -e "$r/usr/lib/$lib" ] || {
+        log "  error: $f needs $lib, which is not in the rootfs"
+        ok=0
+      }
+    done
+  done < <(cd "$all" && find . -type f -print0)
+  rm -rf "$all"
+  [ "$ok" = 1 ] || die "shared-library dependencies missing: see L1_PACKAGES_SKIP"
 }
 
 # newc_node NAME MODE(octal) MAJOR MINOR: one newc cpio entry without data (a directory or device node).
@@ -340,7 +457,7 @@ else
 fi
 
 L1_BASE=$IMG/l1-base-$L1_NAME.cpio.gz
-h=$(hash_of "$SELF" "${BB_DEBS[@]}" "$L1_KSTAMP" "$TRIXIE_STAMP" "$(cat "$L2_INITRD.stamp")")
+h=$(hash_of "$SELF" "${BB_DEBS[@]}" "${PKG_DEBS[@]}" "$L1_KSTAMP" "$TRIXIE_STAMP" "$(cat "$L2_INITRD.stamp")")
 if ! fresh "$L1_BASE" "$h"; then
   log "building $L1_BASE"
   r=$TMP/l1root
@@ -348,6 +465,7 @@ if ! fresh "$L1_BASE" "$h"; then
   if [ "$CUSTOM" = 0 ]; then
     stage_modules "$KDIR/$L1_NAME/modroot" "$r" "${L1_MODULES[@]}"
   fi
+  stage_debs "$r" "${PKG_DEBS[@]}"
   mkdir -p "$r/guest"
   cp "$KDIR/trixie/Image" "$r/guest/Image"
   cp "$L2_INITRD" "$r/guest/initrd.cpio.gz"

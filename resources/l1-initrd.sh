@@ -30,6 +30,8 @@ install -m 0644 "$bm_elf" "$work/root/guests/bm.elf"
 riscv64-linux-gnu-objcopy -O binary "$bm_elf" "$work/root/guests/bm.bin"
 # Disk benchmark tool (tests/scenarios/bench-disk.sh), a static riscv64 Linux program.
 riscv64-linux-gnu-gcc -static -O2 -o "$work/root/guests/iobench" "$RVVMM_ROOT/tests/guests/iobench.c"
+# vsock stream check (tests/guests/vsock-test.c): runs in L1 and, handed over as a raw disk, in L2.
+riscv64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$work/root/guests/vsock-test" "$RVVMM_ROOT/tests/guests/vsock-test.c"
 (cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
 cat "$base" "$work/overlay.cpio.gz" > "$out.tmp"
 mv "$out.tmp" "$out"
