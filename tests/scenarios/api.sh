@@ -148,13 +148,17 @@ guest_cmd 'head -c '"$size"' /dev/vdb >/tmp/vt; chmod +x /tmp/vt; echo API-VT-$(
 lpid=$!
 guest_cmd '/tmp/vt connect 2 5000 262144; echo API-VS1-$((4+4))-rc=$?' 'API-VS1-8-rc=' 90 || bad "vsock guest->L1"
 wait $lpid
-echo "API-VSOCK L1-listener rc=$? $(cat l1-listen.txt)"
+lrc=$?
+cat l1-listen.txt
+echo "API-VSOCK L1-listener rc=$lrc $(grep -E 'VSOCK-(OK|FAIL)' l1-listen.txt)"
 grep -q 'VSOCK-OK' l1-listen.txt || bad "L1 listener"
 tr -d '\r' <out | grep -q '^API-VS1-8-rc=0' || bad "guest client"
 echo '/tmp/vt listen 5001 262144 >/tmp/gl.txt 2>&1 & echo API-GL-$((5+5))' >&3
 wait_for out 'API-GL-10' 30 || bad "guest listener"
 /guests/vsock-test connect 42 5001 262144 >l1-connect.txt 2>&1
-echo "API-VSOCK L1-client rc=$? $(cat l1-connect.txt)"
+crc=$?
+cat l1-connect.txt
+echo "API-VSOCK L1-client rc=$crc $(grep -E 'VSOCK-(OK|FAIL)' l1-connect.txt)"
 grep -q 'VSOCK-OK' l1-connect.txt || bad "L1 client"
 guest_cmd 'wait $!; cat /tmp/gl.txt; echo API-GLR-$((6+6))' 'API-GLR-12' 30 || bad "guest listener result"
 tr -d '\r' <out | grep -q '^VSOCK-OK' || bad "guest listener did not get the data"
