@@ -211,6 +211,7 @@ fn install_panic_hook() {
 }
 
 fn main() -> ExitCode {
+    vmm::mark_process_start();
     install_panic_hook();
     if std::env::args_os().nth(1).is_some_and(|a| a == "remote") {
         return remote::main();

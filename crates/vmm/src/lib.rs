@@ -100,6 +100,19 @@ pub enum Error {
     },
 }
 
+static PROCESS_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Records when rvvmm started (call first thing in `main`); the start-up cost rvvmm logs (process start to
+/// the guest's first instruction) is measured from here.
+pub fn mark_process_start() {
+    let _ = PROCESS_START.get_or_init(std::time::Instant::now);
+}
+
+/// Time since [`mark_process_start`] (zero if it was never called).
+pub fn since_process_start() -> Duration {
+    PROCESS_START.get().map(|t| t.elapsed()).unwrap_or_default()
+}
+
 /// How long rvvmm waits, before exiting, for the API thread to finish writing an answer.
 const API_ANSWER_GRACE: Duration = Duration::from_secs(2);
 

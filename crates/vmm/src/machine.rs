@@ -422,6 +422,13 @@ fn vcpu_thread(
             return;
         }
     }
+    if id == 0 {
+        let t = crate::since_process_start();
+        log::info!(
+            "startup: {:.3} ms from rvvmm's start to the guest's first instruction",
+            t.as_secs_f64() * 1000.0
+        );
+    }
     loop {
         shared.gate.checkpoint();
         match vcpu.run() {
