@@ -23,7 +23,9 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Perm
 use vmm_sys_util::fallocate::{fallocate, FallocateMode};
 
 use crate::device::{read_config_bytes, serve_chains, VirtioDevice};
-use crate::{device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC};
+use crate::{
+    device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
 
 /// Sector size of the virtio-blk protocol (capacity, request sectors), in bytes.
 pub const SECTOR_SIZE: u64 = 512;
@@ -874,6 +876,7 @@ impl VirtioDevice for Block {
     fn features(&self) -> u64 {
         let mut features = (1u64 << VIRTIO_F_VERSION_1)
             | (1 << VIRTIO_RING_F_INDIRECT_DESC)
+            | (1 << VIRTIO_RING_F_EVENT_IDX)
             | (1 << VIRTIO_BLK_F_SEG_MAX)
             | (1 << VIRTIO_BLK_F_BLK_SIZE)
             | (1 << VIRTIO_BLK_F_FLUSH);

@@ -82,6 +82,14 @@ pub trait VirtioDevice: Send {
     /// added and the driver should be interrupted (the caller applies notification suppression).
     fn process_queue(&mut self, index: usize, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool;
 
+    /// Whether [`VirtioDevice::process_queue`] takes every available buffer of queue `index` (true for
+    /// most queues). A queue whose buffers the device takes only as it needs them (virtio-net's receive
+    /// queue) returns false: with VIRTIO_F_EVENT_IDX the transport then asks for the next notification
+    /// once instead of going round the ring again.
+    fn drains_queue(&self, _index: usize) -> bool {
+        true
+    }
+
     /// A file descriptor the I/O thread polls for reading on the device's behalf (e.g. the tap of a
     /// network card); when it is readable the I/O thread calls [`VirtioDevice::process_backend`].
     /// Devices without a backend to poll return `None` (the default).

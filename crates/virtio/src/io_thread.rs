@@ -15,7 +15,7 @@ pub const BACKEND_DATA: u32 = u32::MAX;
 
 /// The queue whose notification resumes polling a stalled backend (the receive queue of virtio-net:
 /// the driver made receive buffers available).
-const BACKEND_RESUME_QUEUE: usize = 0;
+const BACKEND_RESUME_QUEUE: usize = crate::mmio::RESUME_QUEUE;
 
 /// Serves one device's queue eventfds and its backend fd.
 pub struct QueueNotifications {

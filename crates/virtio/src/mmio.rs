@@ -117,6 +117,14 @@ fn ring_check(queue: &Queue, mem: &GuestMemoryMmap) -> Result<(), String> {
     Ok(())
 }
 
+/// Most passes over a ring in one notification or backend event with VIRTIO_F_EVENT_IDX (a driver that
+/// keeps adding buffers cannot hold the I/O thread; what is left is served at its next notification).
+const NOTIFICATION_ROUNDS: usize = 16;
+
+/// The queue whose buffers a stalled backend waits for (virtio-net's receive queue; see
+/// [`crate::io_thread`]).
+pub(crate) const RESUME_QUEUE: usize = 0;
+
 /// A virtio device behind the virtio-mmio register window.
 pub struct MmioTransport {
     device: Box<dyn VirtioDevice>,
@@ -215,8 +223,24 @@ impl MmioTransport {
             }
         }
         let queue = &mut self.queues[index];
-        if self.device.process_queue(index, queue, &self.mem) {
-            let notify = if queue.event_idx_enabled() {
+        let event_idx = queue.event_idx_enabled();
+        let drains = self.device.drains_queue(index);
+        let mut used = false;
+        for _ in 0..NOTIFICATION_ROUNDS {
+            used |= self.device.process_queue(index, queue, &self.mem);
+            if !event_idx {
+                break;
+            }
+            // VIRTIO_F_EVENT_IDX: ask for a notification of the next buffer after those seen (the driver
+            // does not notify while this side works through the ring); buffers that arrived meanwhile
+            // were not notified, so a device that takes every buffer goes round again.
+            match queue.enable_notification(&self.mem) {
+                Ok(true) if drains => continue,
+                _ => break,
+            }
+        }
+        if used {
+            let notify = if event_idx {
                 queue.needs_notification(&self.mem).unwrap_or(true)
             } else {
                 true
@@ -265,7 +289,26 @@ impl MmioTransport {
                 };
             }
         }
-        let status = self.device.process_backend(&mut self.queues, &self.mem);
+        let mut status = self.device.process_backend(&mut self.queues, &self.mem);
+        // VIRTIO_F_EVENT_IDX: a device stalled for want of buffers on the resume queue waits for the
+        // driver's notification of the next one, which the driver sends only if asked: ask, and go on at
+        // once if buffers arrived in the meantime.
+        for _ in 0..NOTIFICATION_ROUNDS {
+            let Some(q) = self.queues.get_mut(RESUME_QUEUE) else {
+                break;
+            };
+            if !status.stalled || !q.ready() || !q.event_idx_enabled() {
+                break;
+            }
+            if !matches!(q.enable_notification(&self.mem), Ok(true)) {
+                break;
+            }
+            let again = self.device.process_backend(&mut self.queues, &self.mem);
+            status = BackendStatus {
+                notify: status.notify || again.notify,
+                stalled: again.stalled,
+            };
+        }
         if status.notify {
             let mut notify = false;
             for q in self.queues.iter_mut().filter(|q| q.ready()) {
@@ -498,7 +541,7 @@ mod tests {
     use std::sync::Mutex;
     use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;
-    use vm_memory::GuestAddress;
+    use vm_memory::{Bytes, GuestAddress};
 
     use devices::interrupt::test_utils::RecordingLine as Line;
 
@@ -515,7 +558,7 @@ mod tests {
             &[16]
         }
         fn features(&self) -> u64 {
-            1 << 3
+            (1 << 3) | (1 << VIRTIO_RING_F_EVENT_IDX)
         }
         fn set_acked_features(&mut self, f: u64) {
             *self.acked.lock().unwrap() = f;
@@ -807,6 +850,41 @@ mod tests {
             reg::STATUS,
             status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK,
         );
+    }
+
+    /// VIRTIO_F_EVENT_IDX: after serving the ring the device asks for a notification of the next
+    /// buffer (avail_event = its position), and interrupts only when the driver's used_event is crossed.
+    #[test]
+    fn event_idx_suppresses_notifications_and_interrupts() {
+        let (mut t, line, acked, seen, mem) = setup();
+        let mq = MockSplitQueue::new(&mem, 16);
+        let one = |addr| [RawDescriptor::from(SplitDescriptor::new(addr, 16, 0, 0))];
+        mq.add_desc_chains(&one(0x8000), 0).unwrap();
+        mq.add_desc_chains(&one(0x9000), 1).unwrap();
+        w(&mut t, reg::QUEUE_SEL, 0);
+        w(&mut t, reg::QUEUE_NUM, 16);
+        w(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        w(&mut t, reg::DRIVER_FEATURES_SEL, 0);
+        w(&mut t, reg::DRIVER_FEATURES, 1 << VIRTIO_RING_F_EVENT_IDX);
+        bring_up_keeping_size(&mut t, &mq);
+        assert_ne!(*acked.lock().unwrap() & (1 << VIRTIO_RING_F_EVENT_IDX), 0);
+        // used_event (after the avail ring's 16 entries) = 0: interrupt after the first used buffer.
+        let used_event = GuestAddress(mq.avail_addr().0 + 4 + 2 * 16);
+        let avail_event = GuestAddress(mq.used_addr().0 + 4 + 8 * 16);
+        mem.write_obj(0u16, used_event).unwrap();
+        t.process_queue(0);
+        assert_eq!(*seen.lock().unwrap(), 2);
+        assert_eq!(mem.read_obj::<u16>(avail_event).unwrap(), 2, "avail_event");
+        assert_eq!(r(&mut t, reg::INTERRUPT_STATUS), INT_VRING);
+        w(&mut t, reg::INTERRUPT_ACK, INT_VRING);
+        // The driver wants an interrupt only once 5 buffers are used: the third gets none.
+        mem.write_obj(4u16, used_event).unwrap();
+        mq.add_desc_chains(&one(0xa000), 2).unwrap();
+        t.process_queue(0);
+        assert_eq!(*seen.lock().unwrap(), 3);
+        assert_eq!(mem.read_obj::<u16>(avail_event).unwrap(), 3);
+        assert_eq!(r(&mut t, reg::INTERRUPT_STATUS), 0);
+        assert_eq!(*line.0.lock().unwrap(), vec![true, false]);
     }
 
     #[test]

@@ -33,7 +33,9 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::device::{read_config_bytes, serve_chains, BackendStatus, VirtioDevice};
 use crate::tap::{Tap, TapError, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN};
 use crate::vhost_net::{VhostNetBackend, VhostNetError};
-use crate::{device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC};
+use crate::{
+    device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
 
 /// Size of each of the two queues.
 pub const QUEUE_SIZE: u16 = 256;
@@ -707,6 +709,18 @@ impl VirtioDevice for Net {
         .iter()
         .fold(0, |f, &bit| f | (1u64 << bit))
             & self.vhost_mask()
+            // Notification suppression on the userspace data path (vhost does its own, on rings this side
+            // does not follow).
+            | if self.vhost.is_none() {
+                1u64 << VIRTIO_RING_F_EVENT_IDX
+            } else {
+                0
+            }
+    }
+
+    /// The receive queue's buffers are taken only as frames arrive.
+    fn drains_queue(&self, index: usize) -> bool {
+        index != RX_QUEUE
     }
 
     /// Records the features and lets the tap hand over the offloaded frames the guest accepts.
@@ -916,8 +930,10 @@ mod tests {
             assert_ne!(f & bit(b), 0, "bit {b}");
         }
         // Not offered: GUEST/HOST_ECN (9, 13), GUEST/HOST_UFO (10, 14), CTRL_VQ (17), MQ (22),
-        // MTU (3), EVENT_IDX (29).
-        for b in [3, 9, 10, 13, 14, 17, 22, 29] {
+        // MTU (3). EVENT_IDX (29) is, on the userspace data path.
+        assert_ne!(f & bit(29), 0);
+        assert!(!net.drains_queue(0) && net.drains_queue(1));
+        for b in [3, 9, 10, 13, 14, 17, 22] {
             assert_eq!(f & bit(b), 0, "bit {b}");
         }
         let mut c = [0xffu8; 12];

@@ -13,7 +13,7 @@ use virtio_queue::Queue;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 
 use crate::device::{serve_chains, VirtioDevice};
-use crate::{device_type, VIRTIO_F_VERSION_1};
+use crate::{device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
 
 /// Size of the single request queue.
 pub const QUEUE_SIZE: u16 = 256;
@@ -168,7 +168,7 @@ impl VirtioDevice for Rng {
     }
 
     fn features(&self) -> u64 {
-        1 << VIRTIO_F_VERSION_1
+        (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX)
     }
 
     fn set_acked_features(&mut self, features: u64) {
@@ -259,9 +259,9 @@ mod tests {
         let mut rng = Rng::default();
         assert_eq!(rng.device_type(), 4);
         assert_eq!(rng.queue_max_sizes(), &[256]);
-        assert_eq!(rng.features(), 1 << 32);
+        assert_eq!(rng.features(), (1 << 32) | (1 << 29));
         rng.set_acked_features(u64::MAX);
-        assert_eq!(rng.acked_features, 1 << 32);
+        assert_eq!(rng.acked_features, (1 << 32) | (1 << 29));
         let mut c = [0xffu8; 8];
         rng.read_config(0, &mut c);
         assert_eq!(c, [0xff; 8], "no config space: nothing written");
