@@ -3,6 +3,10 @@
 # run.sh), boots L1 under QEMU once with rvvmm.scenarios=bench-<name>,... (tests/scenarios/bench-*.sh) and
 # prints their BENCH-* lines at the end.
 #   resources/bench.sh [NAME...]     default: disk (tests/scenarios/bench-disk.sh)
+#   resources/bench.sh vmm           rvvmm side by side with QEMU-KVM (tests/scenarios/bench-vmm.sh): a fresh
+#                                    L1 boot per VMM and round, order rotated, RVVMM_BENCH_ROUNDS rounds
+#                                    (default 3); prints a table of medians, spreads and rvvmm/QEMU ratios
+#   resources/bench.sh --all         vmm, then disk disk-plic net net-plic net-vhost
 # Environment: RVVMM_BENCH_TIMEOUT (seconds for the whole L1 boot, default 3600),
 #   RVVMM_BENCH_DISK_MB (default 256), RVVMM_BENCH_SECONDS (randread duration, default 5),
 #   RVVMM_BENCH_CORES (guest cores, default 1), and the usual RVVMM_L1_* of qemu-l1.sh.
@@ -10,6 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- disk
+if [ "$1" = --all ]; then
+  "$0" vmm
+  exec "$0" disk disk-plic net net-plic net-vhost
+fi
+if [ "$1" = vmm ]; then
+  [ $# -eq 1 ] || { echo "bench: vmm runs on its own" >&2; exit 2; }
+  exec resources/bench-vmm.sh
+fi
 scenarios=""
 for name in "$@"; do
   [ -f "tests/scenarios/bench-$name.sh" ] || {

@@ -10,12 +10,20 @@
 #                                  libraries, glibc's loader), /guest/{Image,initrd.cpio.gz}. The run tool
 #                                  appends a cpio with /init (resources/l1/init), /bin/rvvmm and
 #                                  /scenarios/*.sh (Linux unpacks concatenated archives).
+#   images/l1-qemu.cpio.gz         only with --with-qemu (or RVVMM_WITH_QEMU=1): QEMU-KVM for L1, an
+#                                  archive to append after the base one (RVVMM_L1_QEMU=1 l1-initrd.sh):
+#                                  trixie's qemu-system-riscv64 (10.x), the shared libraries it needs
+#                                  that the base does not already have, and iPXE's efi-virtio.rom
+#                                  (virtio-net-pci refuses to start without its option ROM). No firmware:
+#                                  under KVM the virt machine boots the kernel directly (-bios none).
+# Usage: build-images.sh [--with-qemu]
 # Environment:
 #   RVVMM_CACHE       default <repo>/.cache
 #   RVVMM_L1_KERNEL   trixie (default) | sid | vfio | /absolute/path/to/Image (self-built; <name> is
 #                     custom-<12 hex digits of the path's hash>; no modules: KVM must be built in).
 #                     vfio: the project-built kernel (resources/build-l1-kernel.sh, built here if it is not
 #                     in its cache), used through its Image path.
+#   RVVMM_WITH_QEMU   1: also build images/l1-qemu.cpio.gz (same as --with-qemu)
 # Each output has a <output>.stamp holding the hash of its inputs; it is rebuilt only when that changes.
 # Prints KEY=path lines on stdout (eval-able); progress goes to stderr.
 set -euo pipefail
@@ -52,6 +60,18 @@ L1_PACKAGES=(curl)
 # replaces. gcc-N-base: docs; openssl-provider-legacy: an OpenSSL module loaded only on request;
 # libsasl2-modules-db: a SASL plugin (and with it libdb).
 L1_PACKAGES_SKIP='^(debconf|debconf-2[.]0|cdebconf|perl-base|dpkg|install-info|base-files|base-passwd|bash|coreutils|dash|sensible-utils|tzdata|ca-certificates|openssl|gcc-[0-9]+-base|openssl-provider-legacy|libsasl2-modules-db|libsasl2-modules|usr-is-merged|usrmerge|init-system-helpers)$'
+# QEMU-KVM for L1 (--with-qemu): these packages and their Depends closure, minus L1_PACKAGES_SKIP and
+# QEMU_PACKAGES_SKIP; only the programs in QEMU_PROGRAMS are kept. Skipped: opensbi (machine-mode
+# firmware, unused under KVM), qemu-system-data (only /usr/share data: keymaps, other machines' BIOSes),
+# qemu-system-common (on-demand modules for audio, curses, USB redirection, virtio-gpu, and helper
+# programs; qemu-system-riscv64 itself NEEDs none of their libraries), adduser and what it pulls (a
+# maintainer-script tool, for libibverbs1's group).
+QEMU_PACKAGES=(qemu-system-riscv)
+QEMU_PACKAGES_SKIP='^(opensbi|qemu-system-data|qemu-system-common|adduser|passwd|login[.]defs|libpam.*|libsemanage.*|libaudit-common|readline-common|tar)$'
+QEMU_PROGRAMS=(qemu-system-riscv64)
+# Data files QEMU loads at run time for this use, as "package path": the option ROM every virtio-net-pci
+# device loads (iPXE's; a Recommends of qemu-system-riscv, so outside the closure).
+QEMU_DATA=("ipxe-qemu usr/share/qemu/efi-virtio.rom")
 # Applets the init scripts rely on; every applet of the binary gets a symlink, these must be among them.
 NEEDED_APPLETS=(sh mount modprobe insmod setsid cttyhack timeout poweroff grep awk tr find uname)
 # Used only if the applet list cannot be read from the (riscv64, not runnable here) busybox binary.
@@ -66,6 +86,13 @@ die() {
   log "error: $*"
   exit 1
 }
+WITH_QEMU=${RVVMM_WITH_QEMU:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --with-qemu) WITH_QEMU=1 ;;
+    *) die "unknown argument '$arg' (usage: build-images.sh [--with-qemu])" ;;
+  esac
+done
 hash_of() { printf '%s\n' "$@" | sha256sum | cut -d' ' -f1; }
 # fresh OUT HASH: OUT exists and its stamp says it was built from inputs hashing to HASH.
 fresh() { [ -e "$1" ] && [ -f "$1.stamp" ] && [ "$(cat "$1.stamp")" = "$2" ]; }
@@ -166,7 +193,7 @@ kernel_specs() {
 
 # pkg_closure SUITE PKG...: the riscv64 packages PKG of SUITE and, recursively, what their Depends and
 # Pre-Depends name (of alternatives the first; a virtual package by its first provider), except names
-# matching L1_PACKAGES_SKIP. One apt-cache call; the output is sorted (the memo stays the same).
+# matching CLOSURE_SKIP (default L1_PACKAGES_SKIP). One apt-cache call; the output is sorted (the memo stays the same).
 pkg_closure() {
   local suite=$1 out
   shift
@@ -174,7 +201,7 @@ pkg_closure() {
     --no-breaks --no-replaces --no-enhances "${@/%/:riscv64}") || die "apt-cache depends $* failed"
   # Blocks: "name[:arch]" then "  Depends: dep", " |Depends: alt" (an alternative follows), and under
   # "Depends: <virtual>" the providers, indented by 4. A group ends at a line without the "|".
-  LC_ALL=C awk -v roots="$*" -v skip="$L1_PACKAGES_SKIP" -v suite="$suite" '
+  LC_ALL=C awk -v roots="$*" -v skip="${CLOSURE_SKIP:-$L1_PACKAGES_SKIP}" -v suite="$suite" '
     function base(n) { sub(/:.*/, "", n); return n }
     /^[^ ]/ { cur = $1; open = 0; virt = 0; next }
     /^ [ |][A-Za-z-]+: / {
@@ -204,6 +231,16 @@ get_debs busybox echo busybox-static:riscv64/trixie
 BB_DEBS=("${DEBS[@]}")
 get_debs l1-packages pkg_closure trixie "${L1_PACKAGES[@]}"
 PKG_DEBS=("${DEBS[@]}")
+if [ "$WITH_QEMU" = 1 ]; then
+  # qemu_specs: the QEMU closure, then the packages of QEMU_DATA (by name, outside the closure).
+  qemu_specs() {
+    local e
+    CLOSURE_SKIP="$L1_PACKAGES_SKIP|$QEMU_PACKAGES_SKIP" pkg_closure trixie "${QEMU_PACKAGES[@]}"
+    for e in "${QEMU_DATA[@]}"; do echo "${e%% *}/trixie"; done | LC_ALL=C sort -u
+  }
+  get_debs l1-qemu qemu_specs
+  QEMU_DEBS=("${DEBS[@]}")
+fi
 get_debs kernel-trixie kernel_specs trixie
 TRIXIE_DEBS=("${DEBS[@]}")
 if [ "$L1_NAME" = sid ]; then
@@ -337,7 +374,8 @@ stage_modules() {
 }
 
 # stage_debs ROOT DEB...: unpack the .debs into ROOT, keeping only what running programs needs: the
-# shared libraries and loader (usr/lib, lib), /etc, and the programs of the packages in L1_PACKAGES. No
+# shared libraries and loader (usr/lib, lib), /etc, and the programs of the packages in L1_PACKAGES (or,
+# when STAGE_PROGRAMS is set, only the programs it names: file names, space-separated). No
 # docs, headers, static libraries, gconv modules. A file ROOT already has (or has as a symlink, e.g.
 # /bin/sh of busybox) is left alone: the deb's copy is dropped and reported. Then checks that every ELF
 # file's loader and NEEDED libraries are in ROOT.
@@ -353,7 +391,12 @@ stage_debs() {
     dpkg-deb -x "$DEBDIR/$d" "$x"
     rm -rf "$x"/usr/share "$x"/usr/include "$x"/usr/lib/*/gconv "$x"/usr/lib/*/pkgconfig "$x"/usr/lib/*/*.a \
       "$x"/usr/libexec "$x"/var "$x"/lib/systemd "$x"/usr/lib/systemd
-    if ! printf '%s\n' "${L1_PACKAGES[@]}" | grep -qxF -- "$pkg"; then
+    if [ -n "${STAGE_PROGRAMS:-}" ]; then
+      for f in "$x"/bin/* "$x"/sbin/* "$x"/usr/bin/* "$x"/usr/sbin/* "$x"/usr/games/*; do
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        case " $STAGE_PROGRAMS " in *" ${f##*/} "*) ;; *) rm -rf "$f" ;; esac
+      done
+    elif ! printf '%s\n' "${L1_PACKAGES[@]}" | grep -qxF -- "$pkg"; then
       rm -rf "$x"/bin "$x"/sbin "$x"/usr/bin "$x"/usr/sbin "$x"/usr/games
     fi
     (cd "$x" && tar -cf - .) | tar -C "$all" -xf - --keep-directory-symlink
@@ -474,9 +517,56 @@ if ! fresh "$L1_BASE" "$h"; then
   echo "$h" >"$L1_BASE.stamp"
 fi
 
+# ---------------------------------------------------------------------------------------------------
+# QEMU-KVM for L1 (--with-qemu): an archive appended after the base. It is staged on top of the same
+# rootfs + L1_PACKAGES the base starts from, so that the libraries the base already has are left out
+# (and the NEEDED check sees them), and only files the base lacks are packed; the parent directories
+# it needs are real directories in the base too (no path runs through the base's lib or usr/bin links,
+# which an archive directory entry of the same name would replace).
+L1_QEMU=$IMG/l1-qemu.cpio.gz
+if [ "$WITH_QEMU" = 1 ]; then
+  data_pkgs=$(for e in "${QEMU_DATA[@]}"; do echo "${e%% *}"; done)
+  QEMU_BIN_DEBS=()
+  for d in "${QEMU_DEBS[@]}"; do
+    grep -qxF -- "${d%%_*}" <<<"$data_pkgs" || QEMU_BIN_DEBS+=("$d")
+  done
+  h=$(hash_of "$SELF" "${BB_DEBS[@]}" "${PKG_DEBS[@]}" "${QEMU_DEBS[@]}")
+  if ! fresh "$L1_QEMU" "$h"; then
+    log "building $L1_QEMU"
+    r=$TMP/qemuroot
+    stage_rootfs "$r"
+    stage_debs "$r" "${PKG_DEBS[@]}" # as in the base
+    (cd "$r" && find . -mindepth 1 ! -type d | LC_ALL=C sort) >"$TMP/qemu-base.list"
+    STAGE_PROGRAMS="${QEMU_PROGRAMS[*]}" stage_debs "$r" "${QEMU_BIN_DEBS[@]}"
+    for e in "${QEMU_DATA[@]}"; do
+      pkg=${e%% *} f=${e#* }
+      d=$(printf '%s\n' "${QEMU_DEBS[@]}" | grep -m1 "^${pkg}_") || die "QEMU_DATA: no .deb of $pkg"
+      rm -rf "$TMP/data-x"
+      mkdir -p "$TMP/data-x"
+      dpkg-deb -x "$DEBDIR/$d" "$TMP/data-x"
+      [ -f "$TMP/data-x/$f" ] || die "QEMU_DATA: $d has no $f"
+      mkdir -p "$r/$(dirname "$f")"
+      cp "$TMP/data-x/$f" "$r/$f"
+    done
+    rm -rf "$TMP/data-x"
+    for p in "${QEMU_PROGRAMS[@]}"; do [ -x "$r/bin/$p" ] || die "no program $p in ${QEMU_BIN_DEBS[*]}"; done
+    (cd "$r" && find . -mindepth 1 ! -type d | LC_ALL=C sort | LC_ALL=C comm -23 - "$TMP/qemu-base.list") \
+      >"$TMP/qemu-new.list"
+    q=$TMP/qemuimg
+    mkdir -p "$q"
+    (cd "$r" && tar -cf - --no-recursion -T "$TMP/qemu-new.list") | tar -C "$q" -xf -
+    rm -f "$L1_QEMU.stamp"
+    pack "$q" "$L1_QEMU"
+    echo "$h" >"$L1_QEMU.stamp"
+    rm -rf "$r" "$q"
+  fi
+  log "$L1_QEMU: $(stat -c %s "$L1_QEMU") bytes, ${#QEMU_DEBS[@]} packages: $(printf '%s\n' "${QEMU_DEBS[@]}" | sed 's/_.*//' | tr '\n' ' ')"
+fi
+
 log "done in $((SECONDS - START)) s"
 echo "L1_KERNEL_NAME=$L1_NAME"
 echo "L1_IMAGE=$L1_IMAGE"
 echo "L1_INITRD_BASE=$L1_BASE"
 echo "L2_IMAGE=$IMG/l2-Image"
 echo "L2_INITRD=$L2_INITRD"
+[ "$WITH_QEMU" != 1 ] || echo "L1_QEMU_INITRD=$L1_QEMU"

@@ -2,11 +2,20 @@
 # Compose the L1 initramfs: the cached base image (busybox, modules, L2 kernel + initrd; built by
 # build-images.sh) followed by a small overlay cpio with /init, /bin/rvvmm and the test scenarios.
 # Linux unpacks concatenated gzip'd cpio archives in order. Prints the path of the result.
+# RVVMM_L1_QEMU=1: QEMU-KVM too (images/l1-qemu.cpio.gz of `build-images.sh --with-qemu`, between the
+# base and the overlay), written to images/l1-<name>-qemu.cpio.gz; the default output is left alone.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 name=$(rvvmm_l1_kernel_name)
 base="$RVVMM_CACHE/images/l1-base-$name.cpio.gz"
 out="$RVVMM_CACHE/images/l1-$name.cpio.gz"
+extra=()
+if [ "${RVVMM_L1_QEMU:-0}" = 1 ]; then
+  qemu="$RVVMM_CACHE/images/l1-qemu.cpio.gz"
+  [ -f "$qemu" ] || { echo "l1-initrd: missing $qemu: run resources/build-images.sh --with-qemu" >&2; exit 1; }
+  extra=("$qemu")
+  out="$RVVMM_CACHE/images/l1-$name-qemu.cpio.gz"
+fi
 [ -f "$base" ] || { echo "l1-initrd: missing $base: run resources/build-images.sh" >&2; exit 1; }
 [ -x "$RVVMM_BIN" ] || { echo "l1-initrd: missing $RVVMM_BIN: run resources/build-rvvmm.sh" >&2; exit 1; }
 work=$(mktemp -d)
@@ -32,7 +41,9 @@ riscv64-linux-gnu-objcopy -O binary "$bm_elf" "$work/root/guests/bm.bin"
 riscv64-linux-gnu-gcc -static -O2 -o "$work/root/guests/iobench" "$RVVMM_ROOT/tests/guests/iobench.c"
 # vsock stream check (tests/guests/vsock-test.c): runs in L1 and, handed over as a raw disk, in L2.
 riscv64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$work/root/guests/vsock-test" "$RVVMM_ROOT/tests/guests/vsock-test.c"
+# The side-by-side benchmark's clock, TCP and round-trip tool (tests/scenarios/bench-vmm.sh).
+riscv64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$work/root/guests/vmbench" "$RVVMM_ROOT/tests/guests/vmbench.c"
 (cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
-cat "$base" "$work/overlay.cpio.gz" > "$out.tmp"
+cat "$base" "${extra[@]}" "$work/overlay.cpio.gz" > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "$out"

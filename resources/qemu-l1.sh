@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boot the L1 riscv64 host under qemu-system-riscv64 (TCG) with the composed initramfs.
 # Usage: qemu-l1.sh [--machine aia|plic] [--smp N] [--mem SIZE] [--append "k=v ..."] [--interactive]
-#                   [--pci-passthrough DIR]
+#                   [--pci-passthrough DIR] [--with-qemu]
 # --pci-passthrough DIR gives L1 a RISC-V IOMMU (riscv-iommu-pci, L1's 0000:00:01.0) with two PCI devices
 # behind it for VFIO tests, each in an IOMMU group of its own:
 #   0000:00:02.0 virtio-blk-pci (1af4:1042), backed by DIR/pt-disk.img: the file as it is (the test runner
@@ -14,6 +14,8 @@
 # devices bypass the IOMMU). Needs an L1 kernel with the RISC-V IOMMU driver: RVVMM_L1_KERNEL=vfio.
 # Defaults come from RVVMM_L1_MACHINE (aia), RVVMM_L1_SMP (2), RVVMM_L1_MEM (4G), RVVMM_L1_KERNEL (trixie),
 # RVVMM_L1_PCI (DIR for --pci-passthrough; none).
+# --with-qemu (or RVVMM_L1_QEMU=1) boots the initramfs that also holds QEMU-KVM for L1
+# (images/l1-<name>-qemu.cpio.gz: `build-images.sh --with-qemu`, then `RVVMM_L1_QEMU=1 l1-initrd.sh`).
 # --interactive moves QEMU's escape key to Ctrl-] so that Ctrl-A reaches rvvmm inside L1.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -23,6 +25,7 @@ mem=${RVVMM_L1_MEM:-4G}
 append=""
 interactive=0
 ptdir=${RVVMM_L1_PCI:-}
+with_qemu=${RVVMM_L1_QEMU:-0}
 while [ $# -gt 0 ]; do
   case "$1" in
     --machine) machine=$2; shift 2 ;;
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     --append) append=$2; shift 2 ;;
     --interactive) interactive=1; shift ;;
     --pci-passthrough) ptdir=$2; shift 2 ;;
+    --with-qemu) with_qemu=1; shift ;;
     *) echo "qemu-l1: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -42,8 +46,13 @@ esac
 name=$(rvvmm_l1_kernel_name)
 kernel="$RVVMM_CACHE/images/l1-Image-$name"
 initrd="$RVVMM_CACHE/images/l1-$name.cpio.gz"
+hint="resources/build-images.sh and resources/l1-initrd.sh"
+if [ "$with_qemu" = 1 ]; then
+  initrd="$RVVMM_CACHE/images/l1-$name-qemu.cpio.gz"
+  hint="resources/build-images.sh --with-qemu and RVVMM_L1_QEMU=1 resources/l1-initrd.sh"
+fi
 for f in "$kernel" "$initrd"; do
-  [ -f "$f" ] || { echo "qemu-l1: missing $f (run resources/build-images.sh and resources/l1-initrd.sh)" >&2; exit 1; }
+  [ -f "$f" ] || { echo "qemu-l1: missing $f (run $hint)" >&2; exit 1; }
 done
 extra=()
 cpu=rv64

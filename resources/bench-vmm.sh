@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# rvvmm side by side with QEMU-KVM (resources/bench.sh vmm): the same L2 guest and work under each VMM
+# inside L1 (tests/scenarios/bench-vmm.sh), each VMM in a fresh L1 boot of its own (the position of a VM
+# within one L1 boot moves its figures), the order rotated between rounds; then a table of medians,
+# spreads (min..max) and rvvmm / QEMU ratios. Numbers only: nothing passes or fails on speed.
+# Environment: RVVMM_BENCH_ROUNDS (default 3), RVVMM_BENCH_VMMS (default "rvvmm qemu"; "rvvmm" alone for a
+#   before/after of an rvvmm change), RVVMM_BIN (the riscv64 rvvmm to measure), RVVMM_BENCH_DISK_MB (256), RVVMM_BENCH_SECONDS (5),
+#   RVVMM_BENCH_TIMEOUT (seconds per L1 boot, default 1500), and the usual RVVMM_L1_* of qemu-l1.sh.
+# Logs: target/bench-logs/vmm-<round>-<vmm>.log; the table also goes to target/bench-logs/vmm-table.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${RVVMM_BENCH_ROUNDS:-3}
+total=${RVVMM_BENCH_TIMEOUT:-1500}
+extra=""
+[ -n "${RVVMM_BENCH_DISK_MB:-}" ] && extra="$extra rvvmm.bench.disk_mb=$RVVMM_BENCH_DISK_MB"
+[ -n "${RVVMM_BENCH_SECONDS:-}" ] && extra="$extra rvvmm.bench.seconds=$RVVMM_BENCH_SECONDS"
+
+resources/setup-host.sh
+[ -n "${RVVMM_BIN:-}" ] || resources/build-rvvmm.sh >/dev/null
+RVVMM_WITH_QEMU=1 resources/build-images.sh >/dev/null
+export RVVMM_L1_QEMU=1 # one initramfs for both VMMs: L1 is the same machine for each
+resources/l1-initrd.sh >/dev/null
+
+mkdir -p target/bench-logs
+tag=${RVVMM_BENCH_TAG:-vmm}
+all=target/bench-logs/$tag-all.txt
+: >"$all"
+read -r -a vmms <<<"${RVVMM_BENCH_VMMS:-rvvmm qemu}"
+for r in $(seq "$rounds"); do
+  # Rotate: round 1 in the given order, round 2 reversed, ...
+  order=("${vmms[@]}")
+  if [ $((r % 2)) -eq 0 ]; then
+    order=()
+    for ((i = ${#vmms[@]} - 1; i >= 0; i--)); do order+=("${vmms[$i]}"); done
+  fi
+  for v in "${order[@]}"; do
+    log=target/bench-logs/$tag-$r-$v.log
+    echo "bench: round $r/$rounds, $v (console: $log)" >&2
+    set +e
+    timeout "$total" resources/qemu-l1.sh --append "rvvmm.scenarios=bench-vmm rvvmm.bench.vmm=$v rvvmm.timeout=$((total - 60))$extra" \
+      </dev/null 2>&1 | sed -u 's/\r//g' >"$log"
+    set -e
+    grep -E '^BENCH-VMM-(CONFIG|ERROR|DONE)' "$log" >&2 || true
+    grep -q '^RVVMM-SCENARIO-PASS bench-vmm$' "$log" || echo "bench: round $r $v did not complete (see $log)" >&2
+    grep -E '^BENCH-VMM ' "$log" | sed "s/^/round=$r /" >>"$all"
+  done
+done
+
+table=target/bench-logs/$tag-table.txt
+{
+  echo "rvvmm vs QEMU-KVM, $rounds round(s), each VMM in a fresh L1; median (min..max); ratio = rvvmm / QEMU medians"
+  printf '%-22s %-7s %-26s %-26s %-8s %s\n' metric unit rvvmm qemu ratio better
+  awk '
+    { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = substr($i, length(kv[1]) + 2) }
+      if (f["value"] == "") next
+      key = f["metric"]; unit[key] = f["unit"]; seen[key] = 1
+      n[key, f["vmm"]]++; val[key, f["vmm"], n[key, f["vmm"]]] = f["value"] + 0
+      if (!(key in order)) { order[key] = ++count; names[count] = key } }
+    function median(k, v,   m, i, j, t, a) {
+      m = n[k, v]; if (m == 0) return ""
+      for (i = 1; i <= m; i++) a[i] = val[k, v, i]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      lo[k, v] = a[1]; hi[k, v] = a[m]
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+    END {
+      for (c = 1; c <= count; c++) {
+        k = names[c]; a = median(k, "rvvmm"); b = median(k, "qemu")
+        better = (k ~ /^(boot|io_vm_boot|startup|mem_)/) ? "lower" : "higher"
+        ra = (a == "") ? "-" : sprintf("%g (%g..%g)", a, lo[k, "rvvmm"], hi[k, "rvvmm"])
+        rb = (b == "") ? "-" : sprintf("%g (%g..%g)", b, lo[k, "qemu"], hi[k, "qemu"])
+        ratio = (a != "" && b != "" && b != 0) ? sprintf("%.2fx", a / b) : "-"
+        printf "%-22s %-7s %-26s %-26s %-8s %s\n", k, unit[k], ra, rb, ratio, better } }' "$all"
+} | tee "$table"
