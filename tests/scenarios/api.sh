@@ -71,7 +71,7 @@ expect 404 GET vm.counters
 expect 400 PUT vm.create '{"cpus": {"boot_vcpus": 1, "max_vcpus": 1'
 expect 400 PUT vm.create '{"cpus": {"boot_vcpus": 1, "max_vcpus": 1}, "disk": []}'
 echo "$body" | grep -q 'unknown field' || bad "unknown field not named"
-expect 400 PUT vm.create '{"payload": {"kernel": "/guest/Image"}, "memory": {"size": 268435456, "hugepages": true}}'
+expect 400 PUT vm.create '{"payload": {"kernel": "/guest/Image"}, "memory": {"size": 268435456, "shared": true}}'
 expect 400 PUT vm.boot '{"x": 1}'
 
 # A boot that fails leaves nothing behind: same threads, the VM still created, deletable.

@@ -89,12 +89,12 @@ pub struct MemoryConfig {
     /// Not implemented: must ask for nothing.
     #[serde(default, skip_serializing)]
     pub shared: Option<Value>,
-    /// Not implemented: must ask for nothing.
-    #[serde(default, skip_serializing)]
-    pub hugepages: Option<Value>,
-    /// Not implemented: must ask for nothing.
-    #[serde(default, skip_serializing)]
-    pub hugepage_size: Option<Value>,
+    /// Back guest RAM with 2 MiB huge pages (rvvmm's `--hugepages`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hugepages: bool,
+    /// The huge page size: 2 MiB is the only one rvvmm uses (absent or 2097152).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hugepage_size: Option<u64>,
     /// Not implemented: must ask for nothing.
     #[serde(default, skip_serializing)]
     pub hotplug_method: Option<Value>,
@@ -114,7 +114,7 @@ impl Default for MemoryConfig {
             thp: None,
             prefault: None,
             shared: None,
-            hugepages: None,
+            hugepages: false,
             hugepage_size: None,
             hotplug_method: None,
             hotplug_size: None,
@@ -404,10 +404,11 @@ impl VmConfig {
         check(&mut out, "cpus.kvm_hyperv", &c.kvm_hyperv);
         check(&mut out, "cpus.features", &c.features);
         let m = &self.memory;
+        if m.hugepage_size.is_some_and(|s| s != 2 << 20) {
+            out.push("memory.hugepage_size (only 2097152)".into());
+        }
         for (name, v) in [
             ("memory.shared", &m.shared),
-            ("memory.hugepages", &m.hugepages),
-            ("memory.hugepage_size", &m.hugepage_size),
             ("memory.hotplug_method", &m.hotplug_method),
             ("memory.hotplug_size", &m.hotplug_size),
             ("memory.zones", &m.zones),
@@ -558,7 +559,7 @@ mod tests {
     #[test]
     fn fields_rvvmm_does_not_implement_are_named() {
         let json = r#"{
-            "memory": {"size": 1048576, "hugepages": true},
+            "memory": {"size": 1048576, "hugepages": true, "hugepage_size": 1073741824},
             "payload": {"kernel": "/k", "firmware": "/fw"},
             "disks": [{"path": "/a", "direct": true, "num_queues": 4}],
             "net": [{"tap": "t", "ip": "192.168.1.1"}],
@@ -568,7 +569,7 @@ mod tests {
         assert_eq!(
             c.unsupported(),
             [
-                "memory.hugepages",
+                "memory.hugepage_size (only 2097152)",
                 "payload.firmware",
                 "disks[0].direct",
                 "disks[0].num_queues",

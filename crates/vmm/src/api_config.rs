@@ -102,6 +102,7 @@ pub fn from_api(api: &json::VmConfig, defaults: &VmConfig) -> Result<VmConfig, S
         initrd: payload.initramfs.map(PathBuf::from),
         cmdline: payload.cmdline.unwrap_or_else(|| defaults.cmdline.clone()),
         memory: api.memory.size,
+        hugepages: api.memory.hugepages,
         cpus: CpuPlacement::Count(cpus.boot_vcpus as usize),
         disks,
         nets,
@@ -125,6 +126,7 @@ pub fn to_api(config: &VmConfig) -> json::VmConfig {
         },
         memory: json::MemoryConfig {
             size: config.memory,
+            hugepages: config.hugepages,
             ..Default::default()
         },
         payload: Some(json::PayloadConfig {
@@ -258,8 +260,13 @@ mod tests {
             err(&format!(r#"{{{k}, "devices": [{{"path": "/dev/sda"}}]}}"#)).contains("devices[0]")
         );
         assert!(err(&format!(
-            r#"{{{k}, "memory": {{"size": 1048576, "hugepages": true}}}}"#
+            r#"{{{k}, "memory": {{"size": 1048576, "zones": [{{}}]}}}}"#
         ))
-        .contains("not supported by rvvmm: memory.hugepages"));
+        .contains("not supported by rvvmm: memory.zones"));
+        let huge = parse(&format!(
+            r#"{{{k}, "memory": {{"size": 4194304, "hugepages": true}}}}"#
+        ));
+        assert!(from_api(&huge, &d).unwrap().hugepages);
+        assert!(to_api(&from_api(&huge, &d).unwrap()).memory.hugepages);
     }
 }

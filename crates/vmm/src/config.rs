@@ -484,6 +484,8 @@ pub struct VmConfig {
     pub cmdline: String,
     /// Guest RAM in bytes.
     pub memory: u64,
+    /// Back guest RAM with 2 MiB huge pages (hugetlbfs), which KVM maps into the guest in 2 MiB blocks.
+    pub hugepages: bool,
     /// vcpus and their host cores.
     pub cpus: CpuPlacement,
     /// Allow sharing host cores with other running VMs (`--cores N,shared`).
@@ -517,6 +519,7 @@ impl Default for VmConfig {
             initrd: None,
             cmdline: DEFAULT_CMDLINE.to_string(),
             memory: 256 << 20,
+            hugepages: false,
             cpus: CpuPlacement::Count(1),
             shared_cores: false,
             disks: Vec::new(),

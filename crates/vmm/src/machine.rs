@@ -19,7 +19,10 @@ use hypervisor::{Exit, Vcpu, Vm};
 use linux_loader::loader::{pe::PE, KernelLoader};
 use pci::PassthroughTarget;
 use virtio::io_thread::IoControl;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::mmap::MmapRegionBuilder;
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::config::VmConfig;
@@ -144,7 +147,7 @@ pub fn start(
     let num_vcpus = plan.cores.len() as u32;
     keep_own_threads_off(&plan.cores, allowed_cpus);
     let vm = Arc::new(Vm::new()?);
-    let mem = create_guest_ram(&vm, config.memory)?;
+    let mem = create_guest_ram(&vm, config.memory, config.hugepages)?;
 
     // vcpus first (the AIA needs them), then what KVM says about the CPU.
     let vcpus: Vec<Vcpu> = (0..num_vcpus)
@@ -286,15 +289,35 @@ fn keep_own_threads_off(vcpu_cores: &[usize], allowed_cpus: &[usize]) {
     }
 }
 
-/// Allocates `size` bytes of guest RAM at `DRAM_BASE` and registers it with KVM.
-fn create_guest_ram(vm: &Vm, size: u64) -> Result<GuestMemoryMmap, Error> {
-    let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(DRAM_BASE), size as usize)])
-        .map_err(|e| {
-            Error::Memory(format!(
-                "cannot allocate {} MiB of guest RAM: {e}",
-                size >> 20
-            ))
-        })?;
+/// Allocates `size` bytes of guest RAM at `DRAM_BASE` (in 2 MiB huge pages with `hugepages`) and
+/// registers it with KVM.
+fn create_guest_ram(vm: &Vm, size: u64, hugepages: bool) -> Result<GuestMemoryMmap, Error> {
+    let mib = size >> 20;
+    let mem = if hugepages {
+        // No MAP_NORESERVE: the huge pages are reserved now, so a shortage is an error here, not a
+        // SIGBUS when the guest first touches its RAM.
+        let region = MmapRegionBuilder::new(size as usize)
+            .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
+            .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB)
+            .with_hugetlbfs(true)
+            .build()
+            .map_err(|e| {
+                Error::Memory(format!(
+                    "cannot allocate {mib} MiB of guest RAM in 2 MiB huge pages: {e} (reserve them first, e.g. echo {} > /proc/sys/vm/nr_hugepages)",
+                    size / crate::preflight::HUGE_PAGE
+                ))
+            })?;
+        let region = GuestRegionMmap::new(region, GuestAddress(DRAM_BASE))
+            .ok_or_else(|| Error::Memory("guest RAM does not fit the address space".into()))?;
+        GuestMemoryMmap::from_regions(vec![region])
+            .map_err(|e| Error::Memory(format!("guest RAM: {e}")))?
+    } else {
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(DRAM_BASE), size as usize)])
+            .map_err(|e| Error::Memory(format!("cannot allocate {mib} MiB of guest RAM: {e}")))?
+    };
+    if hugepages {
+        log::info!("guest RAM: {mib} MiB in 2 MiB huge pages");
+    }
     for (slot, region) in mem.iter().enumerate() {
         let host = mem
             .get_host_address(region.start_addr())

@@ -76,11 +76,15 @@ fn check_distinct_disks(config: &VmConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// The huge page size `--hugepages` backs guest RAM with.
+pub const HUGE_PAGE: u64 = 2 << 20;
+
 /// Runs every check; `allowed_cpus` and `host_memory` describe the host.
 pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Result<Plan, Error> {
-    if config.disks.len() + config.nets.len() > arch::layout::VIRTIO_MMIO_SLOTS as usize {
+    let extra = usize::from(config.rng) + usize::from(config.vsock.is_some());
+    if config.disks.len() + config.nets.len() + extra > arch::layout::VIRTIO_MMIO_SLOTS as usize {
         return Err(Error::Devices(format!(
-            "too many virtio devices: {} --disk and {} --net, at most {} in all",
+            "too many virtio devices: {} --disk, {} --net and {extra} rng/vsock, at most {} in all",
             config.disks.len(),
             config.nets.len(),
             arch::layout::VIRTIO_MMIO_SLOTS
@@ -97,6 +101,12 @@ pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Res
             "--memory {} is too small: at least {}",
             config.memory,
             mib(MIN_MEMORY)
+        )));
+    }
+    if config.hugepages && !config.memory.is_multiple_of(HUGE_PAGE) {
+        return Err(Error::Memory(format!(
+            "--memory {} is not a multiple of the 2 MiB huge page size (--hugepages)",
+            config.memory
         )));
     }
     if DRAM_BASE.checked_add(config.memory).is_none() || config.memory > host_memory {
