@@ -378,17 +378,19 @@ fn load_kernel_and_initrd(
     }
     if let (Some(path), Some((start, size))) = (&config.initrd, plan.layout.initrd) {
         let mut f = File::open(path).map_err(io_err(format!("cannot open {}", path.display())))?;
-        let mut buf = Vec::with_capacity(size as usize);
-        f.read_to_end(&mut buf)
-            .map_err(io_err(format!("cannot read {}", path.display())))?;
-        if buf.len() as u64 != size {
+        let len = f
+            .metadata()
+            .map_err(io_err(format!("cannot read {}", path.display())))?
+            .len();
+        if len != size {
             return Err(Error::Memory(format!(
                 "{} changed size while loading",
                 path.display()
             )));
         }
-        mem.write_slice(&buf, GuestAddress(start))
-            .map_err(|e| Error::Memory(format!("cannot load initrd: {e}")))?;
+        // Straight from the file into guest RAM (no copy in between).
+        mem.read_exact_volatile_from(GuestAddress(start), &mut f, size as usize)
+            .map_err(|e| Error::Memory(format!("cannot load initrd {}: {e}", path.display())))?;
     }
     Ok(())
 }
