@@ -19,6 +19,10 @@ resources/setup-host.sh
 [ -n "${RVVMM_BIN:-}" ] || resources/build-rvvmm.sh >/dev/null
 RVVMM_WITH_QEMU=1 resources/build-images.sh >/dev/null
 export RVVMM_L1_QEMU=1 # one initramfs for both VMMs: L1 is the same machine for each
+# Sscofpmf lets L1's KVM offer its guests the SBI PMU. Without it, an L2 Linux under QEMU-KVM leaves
+# scounteren.TM clear on its second hart, and user programs there die of an illegal instruction when
+# they read the time (rdtime in the vDSO); rvvmm's guests are not affected, but both VMMs get the same L1.
+export RVVMM_L1_CPU=${RVVMM_L1_CPU:-rv64,sscofpmf=true}
 resources/l1-initrd.sh >/dev/null
 
 mkdir -p target/bench-logs

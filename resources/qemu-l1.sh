@@ -13,7 +13,7 @@
 # Both are modern-only (disable-legacy=on: memory BARs, MSI-X) and iommu_platform=on (else QEMU's virtio
 # devices bypass the IOMMU). Needs an L1 kernel with the RISC-V IOMMU driver: RVVMM_L1_KERNEL=vfio.
 # Defaults come from RVVMM_L1_MACHINE (aia), RVVMM_L1_SMP (2), RVVMM_L1_MEM (4G), RVVMM_L1_KERNEL (trixie),
-# RVVMM_L1_PCI (DIR for --pci-passthrough; none).
+# RVVMM_L1_PCI (DIR for --pci-passthrough; none), RVVMM_L1_CPU (QEMU's -cpu for L1; rv64).
 # --with-qemu (or RVVMM_L1_QEMU=1) boots the initramfs that also holds QEMU-KVM for L1
 # (images/l1-<name>-qemu.cpio.gz: `build-images.sh --with-qemu`, then `RVVMM_L1_QEMU=1 l1-initrd.sh`).
 # --interactive moves QEMU's escape key to Ctrl-] so that Ctrl-A reaches rvvmm inside L1.
@@ -55,7 +55,7 @@ for f in "$kernel" "$initrd"; do
   [ -f "$f" ] || { echo "qemu-l1: missing $f (run $hint)" >&2; exit 1; }
 done
 extra=()
-cpu=rv64
+cpu=${RVVMM_L1_CPU:-rv64}
 [ "$interactive" = 1 ] && extra+=(-echr 0x1d)
 if [ -n "$ptdir" ]; then
   mkdir -p "$ptdir"

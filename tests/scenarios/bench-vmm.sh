@@ -137,6 +137,8 @@ if wait_for out 'RVVMM-L2-BOOTED' 300; then
   cat rr.txt
   metric tcp_round_trips "$(sed -n 's/.*per_s=\([0-9.]*\).*/\1/p' rr.txt)" per_s
   metric mem_overhead_io_vm "$(overhead "$vpid")" MiB
+  # The guest's side, for when a figure is missing.
+  tr -d '\r' <out | grep -v '^TICK' | tail -n 60 | sed 's/^/L2-CONSOLE /'
 else
   err "VM 1 did not boot"
 fi
