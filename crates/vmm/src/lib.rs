@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod cores;
 pub mod exit;
+pub mod exit_counts;
 pub mod host;
 pub mod kernel;
 pub mod loader;

@@ -29,6 +29,7 @@ use crate::config::VmConfig;
 use crate::control::{Counters, ExitSender, RunningVm};
 use crate::cores::CoreReservation;
 use crate::device_manager::DeviceManager;
+use crate::exit_counts::ExitCounts;
 use crate::irqchip::GuestIrqchip;
 use crate::loader::KernelFormat;
 use crate::pause::PauseGate;
@@ -56,6 +57,7 @@ struct VcpuShared {
     exits: ExitSender,
     unmapped_warnings: AtomicU32,
     gate: Arc<PauseGate>,
+    exit_counts: Arc<ExitCounts>,
 }
 
 impl VcpuShared {
@@ -77,6 +79,7 @@ pub struct Machine {
     gate: Arc<PauseGate>,
     vcpu_threads: Vec<libc::pthread_t>,
     io_wake: Option<Arc<EventFd>>,
+    exit_counts: Arc<ExitCounts>,
     // Dropped last, in this order: the terminal back to cooked mode, the irqchip (the AIA device fd),
     // the cores' reservation.
     raw: Option<RawTerminal>,
@@ -122,10 +125,13 @@ impl RunningVm for Machine {
     }
 
     fn counters(&self) -> Counters {
-        self.devices.counters()
+        let mut c = self.devices.counters();
+        c.insert("__vcpu_exits".into(), self.exit_counts.snapshot());
+        c
     }
 
     fn shutdown(self: Box<Self>) {
+        log::info!("vcpu exits to rvvmm: {}", self.exit_counts.summary());
         // Nothing written by the guest may be lost: flush every device before exiting, whatever the
         // reason.
         self.devices.shutdown();
@@ -239,6 +245,7 @@ pub fn start(
             .map_err(io_err("cannot start the timeout thread"))?;
     }
 
+    let exit_counts = Arc::new(ExitCounts::default());
     let shared = Arc::new(VcpuShared {
         bus: devices.take_bus(),
         mem,
@@ -246,6 +253,7 @@ pub fn start(
         exits,
         unmapped_warnings: AtomicU32::new(0),
         gate: gate.clone(),
+        exit_counts: exit_counts.clone(),
     });
     let vcpu_threads = spawn_vcpus(vcpus, &plan.cores, &shared, filters)?;
     // Last, the main thread (every thread is started: threads inherit the filter of their parent).
@@ -269,6 +277,7 @@ pub fn start(
         vcpu_threads,
         io_wake: io_started.then_some(io_wake),
         raw,
+        exit_counts,
         _irqchip: irqchip,
         _reservation: reservation,
     }))
@@ -458,16 +467,19 @@ fn vcpu_thread(
         shared.gate.checkpoint();
         match vcpu.run() {
             Ok(Exit::MmioRead(addr, data)) => {
+                shared.exit_counts.mmio(addr);
                 if !shared.bus.read(addr, data) {
                     shared.unmapped(id, addr, false);
                 }
             }
             Ok(Exit::MmioWrite(addr, data)) => {
+                shared.exit_counts.mmio(addr);
                 if !shared.bus.write(addr, data) {
                     shared.unmapped(id, addr, true);
                 }
             }
             Ok(Exit::Sbi(call)) => {
+                shared.exit_counts.sbi();
                 *call.ret = shared
                     .sbi
                     .handle(&shared.mem, call.ext, call.fid, call.args);
@@ -488,7 +500,7 @@ fn vcpu_thread(
                 shared.stop(why);
                 return;
             }
-            Ok(Exit::Interrupted) => {}
+            Ok(Exit::Interrupted) => shared.exit_counts.interrupted(),
             Ok(Exit::Other(what)) => {
                 log::error!("vcpu{id}: unexpected exit {what}");
                 shared.stop(GuestExit::Failure);
