@@ -35,8 +35,8 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     set_current_thread_affinity(&[cpu])
 }
 
-/// Restricts the calling thread (and the threads it starts afterwards) to `cpus`.
-pub fn set_current_thread_affinity(cpus: &[usize]) -> io::Result<()> {
+/// Restricts thread `tid` (0: the calling thread, and the threads it starts afterwards) to `cpus`.
+fn set_thread_affinity(tid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
     if cpus.is_empty() || cpus.iter().any(|&c| c >= libc::CPU_SETSIZE as usize) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
@@ -46,10 +46,36 @@ pub fn set_current_thread_affinity(cpus: &[usize]) -> io::Result<()> {
         // SAFETY: CPU_SET writes within the set (cpu < CPU_SETSIZE, checked above).
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
-    // SAFETY: `set` is a valid cpu_set_t; pid 0 is the calling thread.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    // SAFETY: `set` is a valid cpu_set_t; `tid` is 0 or a thread of this process.
+    let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r != 0 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Restricts the calling thread (and the threads it starts afterwards) to `cpus`.
+pub fn set_current_thread_affinity(cpus: &[usize]) -> io::Result<()> {
+    set_thread_affinity(0, cpus)
+}
+
+/// Restricts every thread of this process that runs now (those started before, such as the signal and
+/// API threads, too) and the threads started afterwards to `cpus`.
+pub fn set_all_threads_affinity(cpus: &[usize]) -> io::Result<()> {
+    set_current_thread_affinity(cpus)?;
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        match set_thread_affinity(tid, cpus) {
+            // A thread that ended meanwhile.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            r => r?,
+        }
     }
     Ok(())
 }
@@ -111,6 +137,34 @@ mod tests {
         let l = CpuPlacement::List("2-4".parse::<CpuList>().unwrap());
         assert!(select_cores(&l, &allowed).unwrap_err().contains("core 4"));
         assert!(select_cores(&CpuPlacement::Count(0), &allowed).is_err());
+    }
+
+    /// Found by the nested cores scenario: the signal thread, started before the main thread moved off
+    /// the vcpu cores, kept running on them. Threads that exist already move too.
+    #[test]
+    fn threads_started_before_move_with_the_others() {
+        let before = allowed_cpus().unwrap();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let one = [*before.last().unwrap()];
+        set_all_threads_affinity(&one).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        let allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim)
+            .unwrap()
+            .to_string();
+        set_all_threads_affinity(&before).unwrap();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(allowed, one[0].to_string());
     }
 
     #[test]

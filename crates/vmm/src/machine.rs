@@ -283,8 +283,9 @@ pub fn start(
     }))
 }
 
-/// Moves rvvmm's own threads (this one, console, signals, virtio I/O) off the vcpus' cores when other cores
-/// exist; threads started from here inherit the mask, vcpu threads pin themselves.
+/// Moves rvvmm's own threads (this one, the signal and API threads already running, and console, virtio
+/// I/O, ... started from here, which inherit the mask) off the vcpus' cores when other cores exist; vcpu
+/// threads pin themselves.
 fn keep_own_threads_off(vcpu_cores: &[usize], allowed_cpus: &[usize]) {
     let others: Vec<usize> = allowed_cpus
         .iter()
@@ -292,7 +293,7 @@ fn keep_own_threads_off(vcpu_cores: &[usize], allowed_cpus: &[usize]) {
         .filter(|c| !vcpu_cores.contains(c))
         .collect();
     if !others.is_empty() {
-        if let Err(e) = crate::host::set_current_thread_affinity(&others) {
+        if let Err(e) = crate::host::set_all_threads_affinity(&others) {
             log::warn!("cannot move rvvmm's own threads off the vcpu cores: {e}");
         }
     }
