@@ -52,13 +52,13 @@ done
 
 table=target/bench-logs/$tag-table.txt
 {
-  echo "rvvmm vs QEMU-KVM, $rounds round(s), each VMM in a fresh L1; median (min..max); ratio = rvvmm / QEMU medians"
-  printf '%-22s %-7s %-26s %-26s %-8s %s\n' metric unit rvvmm qemu ratio better
+  echo "rvvmm vs QEMU-KVM, $rounds round(s), each VMM in a fresh L1; median (min..max); ratio = the first VMM that is not QEMU / QEMU, medians"
   awk '
     { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = substr($i, length(kv[1]) + 2) }
       if (f["value"] == "") next
-      key = f["metric"]; unit[key] = f["unit"]; seen[key] = 1
-      n[key, f["vmm"]]++; val[key, f["vmm"], n[key, f["vmm"]]] = f["value"] + 0
+      v = f["vmm"]; if (!(v in vseen)) { vseen[v] = 1; vm[++nv] = v }
+      key = f["metric"]; unit[key] = f["unit"]
+      n[key, v]++; val[key, v, n[key, v]] = f["value"] + 0
       if (!(key in order)) { order[key] = ++count; names[count] = key } }
     function median(k, v,   m, i, j, t, a) {
       m = n[k, v]; if (m == 0) return ""
@@ -67,11 +67,18 @@ table=target/bench-logs/$tag-table.txt
       lo[k, v] = a[1]; hi[k, v] = a[m]
       return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
     END {
+      # Columns: every VMM in order of appearance; the ratio is the first one that is not QEMU against QEMU.
+      for (i = 1; i <= nv; i++) if (vm[i] != "qemu" && mine == "") mine = vm[i]
+      printf "%-22s %-7s", "metric", "unit"; for (i = 1; i <= nv; i++) printf " %-26s", vm[i]
+      printf " %-8s %s\n", "ratio", "better"
       for (c = 1; c <= count; c++) {
-        k = names[c]; a = median(k, "rvvmm"); b = median(k, "qemu")
-        better = (k ~ /^(boot|io_vm_boot|startup|mem_)/) ? "lower" : "higher"
-        ra = (a == "") ? "-" : sprintf("%g (%g..%g)", a, lo[k, "rvvmm"], hi[k, "rvvmm"])
-        rb = (b == "") ? "-" : sprintf("%g (%g..%g)", b, lo[k, "qemu"], hi[k, "qemu"])
+        k = names[c]
+        printf "%-22s %-7s", k, unit[k]
+        for (i = 1; i <= nv; i++) {
+          m = median(k, vm[i]); med[vm[i]] = m
+          printf " %-26s", (m == "") ? "-" : sprintf("%g (%g..%g)", m, lo[k, vm[i]], hi[k, vm[i]]) }
+        a = med[mine]; b = med["qemu"]
         ratio = (a != "" && b != "" && b != 0) ? sprintf("%.2fx", a / b) : "-"
-        printf "%-22s %-7s %-26s %-26s %-8s %s\n", k, unit[k], ra, rb, ratio, better } }' "$all"
+        better = (k ~ /^(boot|io_vm_boot|startup|mem_)/) ? "lower" : "higher"
+        printf " %-8s %s\n", ratio, better } }' "$all"
 } | tee "$table"
