@@ -45,21 +45,23 @@ IMG=$CACHE/images
 # (a softdep, which busybox modprobe ignores; the kernel asks /sbin/modprobe for crypto-crc32c).
 # L2: vsock guest transport (vmw_vsock_virtio_transport) and virtio-rng; resources/l2/init loads them.
 # L1: vhost_vsock gives /dev/vhost-vsock (loaded on demand: modprobe vhost_vsock); vsock_loopback lets
-# /guests/vsock-test talk to itself in L1 (CID 1) without a guest.
+# /guests/vsock-test talk to itself in L1 (CID 1) without a guest. virtio_mmio + virtio_blk: the Debian
+# guest's disks (tests/scenarios/distro.sh; resources/qemu-l1.sh --distro).
 L2_MODULES=(virtio_mmio virtio_blk virtio_net net_failover failover ext4 crc32c_generic
   vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport virtio_rng)
 L1_MODULES=(kvm tun vhost_net vhost vhost_iotlb vsock vmw_vsock_virtio_transport_common vhost_vsock
-  vsock_loopback vfio vfio_pci vfio_iommu_type1)
+  vsock_loopback vfio vfio_pci vfio_iommu_type1 virtio_mmio virtio_blk)
 # Debian (trixie, riscv64) packages unpacked into the L1 initramfs with the packages their Depends and
-# Pre-Depends name, recursively (curl: e.g. `curl --unix-socket S http://localhost/...` for rvvmm's API).
+# Pre-Depends name, recursively (curl: e.g. `curl --unix-socket S http://localhost/...` for rvvmm's API;
+# openssh-client: ssh into the Debian guest).
 # Only their programs (of these packages, not of the dependencies), shared libraries and the loader go
 # in; a file the busybox rootfs already has is never replaced.
-L1_PACKAGES=(curl)
+L1_PACKAGES=(curl openssh-client)
 # Dependencies not followed (an extended regex on the package name): nothing a program needs to run
 # (config/doc-only packages, maintainer-script tools, plugins loaded only on request), or what busybox
-# replaces. gcc-N-base: docs; openssl-provider-legacy: an OpenSSL module loaded only on request;
+# replaces. adduser, passwd: openssh-client's maintainer scripts only; gcc-N-base: docs; openssl-provider-legacy: an OpenSSL module loaded only on request;
 # libsasl2-modules-db: a SASL plugin (and with it libdb).
-L1_PACKAGES_SKIP='^(debconf|debconf-2[.]0|cdebconf|perl-base|dpkg|install-info|base-files|base-passwd|bash|coreutils|dash|sensible-utils|tzdata|ca-certificates|openssl|gcc-[0-9]+-base|openssl-provider-legacy|libsasl2-modules-db|libsasl2-modules|usr-is-merged|usrmerge|init-system-helpers)$'
+L1_PACKAGES_SKIP='^(adduser|passwd|debconf|debconf-2[.]0|cdebconf|perl-base|dpkg|install-info|base-files|base-passwd|bash|coreutils|dash|sensible-utils|tzdata|ca-certificates|openssl|gcc-[0-9]+-base|openssl-provider-legacy|libsasl2-modules-db|libsasl2-modules|usr-is-merged|usrmerge|init-system-helpers)$'
 # QEMU-KVM for L1 (--with-qemu): these packages and their Depends closure, minus L1_PACKAGES_SKIP and
 # QEMU_PACKAGES_SKIP; only the programs in QEMU_PROGRAMS are kept. Skipped: opensbi (machine-mode
 # firmware, unused under KVM), qemu-system-data (only /usr/share data: keymaps, other machines' BIOSes),

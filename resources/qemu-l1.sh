@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boot the L1 riscv64 host under qemu-system-riscv64 (TCG) with the composed initramfs.
 # Usage: qemu-l1.sh [--machine aia|plic] [--smp N] [--mem SIZE] [--append "k=v ..."] [--interactive]
-#                   [--pci-passthrough DIR] [--with-qemu]
+#                   [--pci-passthrough DIR] [--with-qemu] [--distro DIR]
 # --pci-passthrough DIR gives L1 a RISC-V IOMMU (riscv-iommu-pci, L1's 0000:00:01.0) with two PCI devices
 # behind it for VFIO tests, each in an IOMMU group of its own:
 #   0000:00:02.0 virtio-blk-pci (1af4:1042), backed by DIR/pt-disk.img: the file as it is (the test runner
@@ -16,6 +16,9 @@
 # RVVMM_L1_PCI (DIR for --pci-passthrough; none), RVVMM_L1_CPU (QEMU's -cpu for L1; rv64).
 # --with-qemu (or RVVMM_L1_QEMU=1) boots the initramfs that also holds QEMU-KVM for L1
 # (images/l1-<name>-qemu.cpio.gz: `build-images.sh --with-qemu`, then `RVVMM_L1_QEMU=1 l1-initrd.sh`).
+# --distro DIR gives L1 the Debian guest of resources/build-distro.sh as two virtio-blk disks: DIR/root.img
+# (serial rvvmm-distro-root; written by the guest: pass a copy) and DIR/boot.tar read-only (serial
+# rvvmm-distro-boot: the guest's kernel, initramfs and the ssh key, a tar that L1 unpacks from the disk).
 # --interactive moves QEMU's escape key to Ctrl-] so that Ctrl-A reaches rvvmm inside L1.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -26,6 +29,7 @@ append=""
 interactive=0
 ptdir=${RVVMM_L1_PCI:-}
 with_qemu=${RVVMM_L1_QEMU:-0}
+distro=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --machine) machine=$2; shift 2 ;;
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     --interactive) interactive=1; shift ;;
     --pci-passthrough) ptdir=$2; shift 2 ;;
     --with-qemu) with_qemu=1; shift ;;
+    --distro) distro=$2; shift 2 ;;
     *) echo "qemu-l1: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -71,6 +76,15 @@ if [ -n "$ptdir" ]; then
     -device virtio-blk-pci,drive=ptdisk,addr=02.0,disable-legacy=on,iommu_platform=on
     -netdev "user,id=ptnet,net=10.0.2.0/24,guestfwd=tcp:10.0.2.100:7777-cmd:cat"
     -device virtio-net-pci,netdev=ptnet,addr=03.0,disable-legacy=on,iommu_platform=on,mac=52:54:00:12:34:56,romfile=)
+fi
+if [ -n "$distro" ]; then
+  for f in "$distro/root.img" "$distro/boot.tar"; do
+    [ -f "$f" ] || { echo "qemu-l1: missing $f (resources/build-distro.sh builds it)" >&2; exit 1; }
+  done
+  extra+=(-drive "file=$distro/root.img,if=none,id=droot,format=raw,cache=writeback"
+    -device virtio-blk-device,drive=droot,serial=rvvmm-distro-root
+    -drive "file=$distro/boot.tar,if=none,id=dboot,format=raw,readonly=on"
+    -device virtio-blk-device,drive=dboot,serial=rvvmm-distro-boot)
 fi
 exec qemu-system-riscv64 -machine "$mopt" -cpu "$cpu" -smp "$smp" -m "$mem" -nographic -no-reboot \
   "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \

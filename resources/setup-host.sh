@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the L0 (x86_64 Debian 12) machine needs to build rvvmm for riscv64 and to run the nested
-# bench: QEMU 10 (bookworm-backports), the riscv64 cross gcc, the Rust riscv64 target, and apt access to
+# bench: QEMU 10 (bookworm-backports; system and user-mode), the riscv64 cross gcc, the Rust riscv64 target, and apt access to
 # riscv64 Debian packages (trixie, sid) for kernels and busybox, and the tools that build the project's L1
 # kernel (resources/build-l1-kernel.sh). Idempotent: does nothing when all is there.
 set -euo pipefail
@@ -9,18 +9,21 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # The third line: what resources/build-l1-kernel.sh needs to build the project's L1 kernel; the fourth:
-# libFuzzer's C++ sources for resources/fuzz.sh.
+# libFuzzer's C++ sources for resources/fuzz.sh; the fifth: resources/build-distro.sh (the Debian guest:
+# mmdebstrap, and ssh-keygen for its login key; qemu-user-static comes from backports below).
 HOST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross cpio kmod xz-utils device-tree-compiler
   e2fsprogs
   make gcc libc6-dev flex bison bc libelf-dev libssl-dev patch
-  g++)
+  g++
+  mmdebstrap openssh-client)
+BACKPORTS_PKGS=(qemu-system-riscv opensbi qemu-user-static)
 log() { echo "[setup-host] $*" >&2; }
 
 have_all() {
   command -v qemu-system-riscv64 >/dev/null || return 1
   qemu-system-riscv64 --version | grep -qE 'version (9|[1-9][0-9])\.' || return 1
   # Installed, not merely known to dpkg (a removed package keeps a "config-files" entry).
-  for p in "${HOST_PKGS[@]}"; do
+  for p in "${HOST_PKGS[@]}" "${BACKPORTS_PKGS[@]}"; do
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || return 1
   done
   dpkg --print-foreign-architectures | grep -qx riscv64 || return 1
@@ -62,10 +65,10 @@ PIN
   $SUDO dpkg --add-architecture riscv64
   log "apt-get update"
   $SUDO apt-get update -q -o Acquire::Retries=3 >/dev/null
-  log "installing ${HOST_PKGS[*]} qemu-system-riscv (backports)"
+  log "installing ${HOST_PKGS[*]} and ${BACKPORTS_PKGS[*]} (backports)"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${HOST_PKGS[@]}" >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
-    -t bookworm-backports qemu-system-riscv opensbi >/dev/null
+    -t bookworm-backports "${BACKPORTS_PKGS[@]}" >/dev/null
 fi
 
 for t in riscv64gc-unknown-linux-gnu riscv64gc-unknown-none-elf; do

@@ -8,7 +8,9 @@
 #   5. build the L1/L2 images (cached in .cache/)               (build-images.sh)
 #   6. build the project's L1 kernel for the vfio host kind (cached in ~/.cache/rvvmm; build-l1-kernel.sh),
 #      whose Image path reaches the nested tests as RVVMM_L1_VFIO_KERNEL
-#   7. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
+#   7. build the Debian guest (root disk, kernel, initramfs; cached in ~/.cache/rvvmm; build-distro.sh),
+#      whose directory reaches the nested tests as RVVMM_DISTRO_DIR
+#   8. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
 # Each stage prints its wall time. Set RVVMM_SKIP_LINT=1 to skip stage 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +39,10 @@ build_l1_kernel() {
   echo "RVVMM_L1_VFIO_KERNEL=$RVVMM_L1_VFIO_KERNEL"
 }
 stage "build L1 kernel" build_l1_kernel
+build_distro() {
+  RVVMM_DISTRO_DIR=$(resources/build-distro.sh | tail -n 1)
+  export RVVMM_DISTRO_DIR
+  echo "RVVMM_DISTRO_DIR=$RVVMM_DISTRO_DIR"
+}
+stage "build Debian guest" build_distro
 stage "nested tests" cargo test --locked --test nested -- --ignored --test-threads=1 --nocapture "$@"

@@ -10,7 +10,10 @@ mod bench;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use bench::{boot_l1, passthrough_disk, L1Options, L1Run, PassthroughDisk, PT_BLK_BDF, PT_NET_BDF};
+use bench::{
+    boot_l1, distro_disk, passthrough_disk, L1Options, L1Run, PassthroughDisk, PT_BLK_BDF,
+    PT_NET_BDF,
+};
 
 /// Scenarios run in the one L1 boot on an AIA host (QEMU virt,aia=aplic-imsic, 2 harts), in this order.
 const AIA_SCENARIOS: &[&str] = &[
@@ -76,6 +79,20 @@ fn vfio_options() -> &'static L1Options {
 fn vfio_host() -> &'static L1Run {
     static RUN: OnceLock<L1Run> = OnceLock::new();
     RUN.get_or_init(|| boot_l1("vfio", VFIO_SCENARIOS, vfio_options()))
+}
+
+/// Scenarios run on the "distro" host kind: an AIA host (2 harts) with the Debian guest's disks
+/// (resources/build-distro.sh, `resources/qemu-l1.sh --distro`).
+const DISTRO_SCENARIOS: &[&str] = &["distro"];
+
+fn distro_options() -> &'static L1Options {
+    static OPTS: OnceLock<L1Options> = OnceLock::new();
+    OPTS.get_or_init(|| L1Options::distro_host(2))
+}
+
+fn distro_host() -> &'static L1Run {
+    static RUN: OnceLock<L1Run> = OnceLock::new();
+    RUN.get_or_init(|| boot_l1("distro", DISTRO_SCENARIOS, distro_options()))
 }
 
 /// Scenarios run on a 4-hart AIA host.
@@ -1009,5 +1026,106 @@ fn vfio_host_legacy_sbi_console_and_shutdown_on_a_host_with_sbi_v01() {
             "BM-LEGACY-CONSOLE-HELLO",
             "BM-LEGACY-FAILS 0",
         ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn debian_guest_logs_in_on_the_console_and_over_ssh() {
+    let text = distro_host().passed("distro");
+    assert!(text.contains("DISTRO-CONSOLE-LOGIN-OK"), "{text}");
+    let ssh = text
+        .lines()
+        .find(|l| l.starts_with("DISTRO-SSH-OK"))
+        .unwrap_or_else(|| panic!("no ssh login:\n{text}"));
+    assert!(ssh.contains(" debian-13 "), "not Debian 13: {ssh}");
+    // The address L1's DHCP server leases to the guest's MAC.
+    assert!(
+        ssh.contains("addr=192.168.77.10/24"),
+        "no DHCP address: {ssh}"
+    );
+    assert!(ssh.contains("harts=2"), "{ssh}");
+    assert!(
+        text.contains("DISTRO-RNG virtio_rng"),
+        "the guest's hwrng is not virtio-rng:\n{text}"
+    );
+    for boot in ["1", "2"] {
+        let secs = text
+            .lines()
+            .filter(|l| l.starts_with("DISTRO-LOGIN-PROMPT"))
+            .find(|l| field(l, "DISTRO-LOGIN-PROMPT", "boot") == Some(boot))
+            .and_then(|l| field(l, "DISTRO-LOGIN-PROMPT", "seconds"));
+        eprintln!("Debian boot {boot}: rvvmm start to the login prompt: {secs:?} s");
+        assert!(secs.is_some(), "no login prompt on boot {boot}:\n{text}");
+    }
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn debian_guest_reaches_its_default_target_with_no_failed_units() {
+    let text = distro_host().passed("distro");
+    for boot in ["1", "2"] {
+        let state = text
+            .lines()
+            .find(|l| l.starts_with(&format!("DISTRO-SYSTEM-STATE boot={boot} ")))
+            .unwrap_or_else(|| panic!("no system state for boot {boot}:\n{text}"));
+        assert!(state.ends_with(" running"), "boot {boot}: {state}\n{text}");
+    }
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("DISTRO-FAILED-UNIT"))
+        .collect();
+    assert!(failed.is_empty(), "failed units: {failed:#?}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn debian_guest_reboots_and_powers_off() {
+    let text = distro_host().passed("distro");
+    // rvvmm does not restart guests: a reset ends it with status 3 (the contract), the supervisor (the
+    // scenario) starts it again on the same disk; poweroff ends it with 0.
+    assert!(text.contains("DISTRO-BOOT-EXIT boot=1 rc=3"), "{text}");
+    assert!(text.contains("DISTRO-REBOOTED new boot_id"), "{text}");
+    assert!(text.contains("DISTRO-BOOT-EXIT boot=2 rc=0"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn debian_guest_leaves_a_clean_filesystem() {
+    distro_host().passed("distro");
+    let disk = distro_disk(distro_options()).expect("distro host has a disk");
+    let fsck = Command::new("e2fsck")
+        .args(["-f", "-n"])
+        .arg(&disk)
+        .output()
+        .expect("run e2fsck (e2fsprogs)");
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn {}: {:?}\n{}{}",
+        disk.display(),
+        fsck.status,
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let sb = Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(&disk)
+        .output()
+        .expect("run dumpe2fs (e2fsprogs)");
+    let sb = String::from_utf8_lossy(&sb.stdout);
+    let state = sb
+        .lines()
+        .find(|l| l.starts_with("Filesystem state:"))
+        .unwrap_or("no state");
+    assert!(state.ends_with(" clean"), "{state}: not cleanly unmounted");
+    // Both boots mounted it (mke2fs leaves the count at 0).
+    let mounts: u32 = sb
+        .lines()
+        .find_map(|l| l.strip_prefix("Mount count:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        mounts >= 2,
+        "mount count {mounts}: the guest did not boot from it twice\n{sb}"
     );
 }

@@ -28,6 +28,9 @@ pub struct L1Options {
     /// Give L1 an IOMMU with a virtio-blk-pci disk and a virtio-net-pci card to pass through; the disk's
     /// backing file is created in this directory (see `resources/qemu-l1.sh --pci-passthrough`).
     pub pci_passthrough: Option<PathBuf>,
+    /// Give L1 the Debian guest's disks (`resources/qemu-l1.sh --distro`): a fresh copy of the built
+    /// root.img and boot.tar are put in this directory before the boot (see [`distro_disk`]).
+    pub distro: Option<PathBuf>,
 }
 
 impl L1Options {
@@ -46,6 +49,7 @@ impl L1Options {
             ),
             project_kernel: false,
             pci_passthrough: None,
+            distro: None,
         }
     }
 
@@ -57,6 +61,17 @@ impl L1Options {
         L1Options {
             project_kernel: true,
             pci_passthrough: Some(repo_root().join("target/nested-logs/vfio")),
+            ..L1Options::from_env("aia", smp)
+        }
+    }
+}
+
+impl L1Options {
+    /// The "distro" host kind: an AIA host with `smp` harts and the Debian guest's disks, copied into
+    /// `target/nested-logs/distro/`.
+    pub fn distro_host(smp: u32) -> L1Options {
+        L1Options {
+            distro: Some(repo_root().join("target/nested-logs/distro")),
             ..L1Options::from_env("aia", smp)
         }
     }
@@ -105,6 +120,56 @@ fn project_kernel(root: &Path) -> Result<String, String> {
         return Err(format!("resources/build-images.sh failed for {image}"));
     }
     Ok(image)
+}
+
+/// Builds (or finds in its cache) the Debian guest (resources/build-distro.sh) and puts a fresh copy of its
+/// root disk, and its boot tar, in `dir`. RVVMM_DISTRO_DIR (set by resources/test.sh) names a directory
+/// already built.
+fn prepare_distro(root: &Path, dir: &Path) -> Result<(), String> {
+    let built = match std::env::var("RVVMM_DISTRO_DIR")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let out = Command::new(root.join("resources/build-distro.sh"))
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run resources/build-distro.sh: {e}"))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let d = stdout.lines().last().unwrap_or("").trim().to_string();
+            if !out.status.success() || d.is_empty() {
+                return Err("resources/build-distro.sh failed".to_string());
+            }
+            PathBuf::from(d)
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for name in ["root.img", "boot.tar"] {
+        let _ = std::fs::remove_file(dir.join(name));
+        // cp keeps the image sparse (2 GiB, about a third of it used).
+        let ok = Command::new("cp")
+            .arg("--sparse=always")
+            .arg(built.join(name))
+            .arg(dir.join(name))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            return Err(format!(
+                "cannot copy {} to {}",
+                built.join(name).display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The root disk (on L0) of the Debian guest of an L1 host with `distro`: what the guest wrote is there
+/// once `boot_l1` returns.
+pub fn distro_disk(opts: &L1Options) -> Option<PathBuf> {
+    opts.distro.as_ref().map(|d| d.join("root.img"))
 }
 
 /// The passthrough disk of an L1 host with `pci_passthrough`: its backing file on L0.
@@ -330,6 +395,12 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
         run.problem = Some(e);
         return run;
     }
+    if let Some(dir) = &opts.distro {
+        if let Err(e) = prepare_distro(&root, dir) {
+            run.problem = Some(e);
+            return run;
+        }
+    }
     if let Some(disk) = passthrough_disk(opts) {
         if let Err(e) = disk.reset() {
             run.problem = Some(format!("cannot write {}: {e}", disk.path().display()));
@@ -355,6 +426,9 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
     }
     if let Some(dir) = &opts.pci_passthrough {
         qemu.arg("--pci-passthrough").arg(dir);
+    }
+    if let Some(dir) = &opts.distro {
+        qemu.arg("--distro").arg(dir);
     }
     let mut child = match qemu
         .stdin(Stdio::null())

@@ -1,0 +1,103 @@
+# The Debian guest (resources/build-distro.sh): Debian trixie with systemd, booted by rvvmm from its
+# root disk (--disk, virtio-blk) with Debian's own kernel and initramfs, a NIC on a tap where L1 serves
+# DHCP (busybox udhcpd), and virtio-rng. Needs L1 booted with `resources/qemu-l1.sh --distro DIR`.
+# Checks: the console login prompt and a root login on it, systemd's state and failed units, the DHCP
+# address, ssh from L1, `systemctl reboot` (rvvmm exits 3, the contract's reset status, and is started
+# again on the same disk, as a supervisor does), then `systemctl poweroff` (rvvmm exits 0). The test
+# runner checks the disk with e2fsck on L0 afterwards.
+. /scenarios/lib.sh
+. /scenarios/lib-distro.sh
+IP=$DISTRO_IP
+
+distro_setup "$PWD" || exit 1
+
+ssh_guest() {
+  guest-ssh "$@"
+}
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# boot_distro N: start rvvmm on the Debian disk; wait for the login prompt on the console.
+boot_distro() {
+  rm -f in out err
+  mkfifo in
+  t0=$(uptime_s)
+  # shellcheck disable=SC2046 # the arguments are split on spaces on purpose
+  rvvmm $(distro_rvvmm_args) --cmdline "$DISTRO_CMDLINE" <in >out 2>err &
+  pid=$!
+  exec 3>in
+  i=0
+  until grep -q 'debian-rvvmm login:' out; do
+    i=$((i + 1))
+    if ! kill -0 "$pid" 2>/dev/null || [ "$i" -gt 400 ]; then
+      wait "$pid"
+      echo "DISTRO-NO-LOGIN-PROMPT boot=$1 (rvvmm status $? if it ended); console:"
+      cat out
+      echo "rvvmm's log:"
+      cat err
+      return 1
+    fi
+    sleep 1
+  done
+  t1=$(uptime_s)
+  echo "DISTRO-LOGIN-PROMPT boot=$1 seconds=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")"
+}
+
+# wait_ssh: until ssh runs a command in the guest (the guest has its DHCP address and sshd is up).
+wait_ssh() {
+  i=0
+  until ssh_guest true 2>/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -gt 60 ]; then
+      echo "DISTRO-SSH-TIMEOUT; leases:"; cat udhcpd.log
+      return 1
+    fi
+    sleep 2
+  done
+}
+
+report() {
+  echo "DISTRO-SYSTEM-STATE boot=$1 $(ssh_guest 'systemctl is-system-running --wait')"
+  ssh_guest 'systemctl --failed --plain --no-legend' | sed 's/^/DISTRO-FAILED-UNIT /'
+  ssh_guest 'journalctl -b -p warning --no-pager -q' | sed 's/^/DISTRO-JOURNAL /' | head -n 60
+}
+
+boot_distro 1 || exit 1
+# The known login on the console (fd 3 is the console's input).
+echo root >&3
+wait_for out 'Password:' 30 || exit 1
+echo rvvmm >&3
+# login flushes what is typed before the shell starts: wait for its prompt first.
+wait_for out 'root@debian-rvvmm:~#' 60 || exit 1
+guest_cmd 'echo CONSOLE-LOGIN-$((6*7)) $(id -un)' 'CONSOLE-LOGIN-42 root' 60 || exit 1
+echo "DISTRO-CONSOLE-LOGIN-OK"
+
+wait_ssh || exit 1
+echo "DISTRO-SSH-OK $(ssh_guest 'echo $(. /etc/os-release; echo $ID-$VERSION_ID) kernel=$(uname -r) addr=$(ip -4 -o addr show scope global | awk "{print \$4}") harts=$(nproc)')"
+report 1
+echo "DISTRO-RNG $(ssh_guest 'cat /sys/class/misc/hw_random/rng_current')"
+echo "DISTRO-RTC $(ssh_guest 'cat /sys/class/rtc/rtc0/name 2>/dev/null || echo none')"
+boot1_id=$(ssh_guest 'cat /proc/sys/kernel/random/boot_id')
+
+# systemctl reboot: the guest resets; rvvmm exits with the reset status (3) and a supervisor starts it again.
+ssh_guest 'systemctl reboot' 2>/dev/null
+wait $pid
+rc=$?
+exec 3>&-
+echo "DISTRO-BOOT-EXIT boot=1 rc=$rc"
+[ "$rc" -eq 3 ] || { cat err; exit 1; }
+
+boot_distro 2 || exit 1
+wait_ssh || exit 1
+boot2_id=$(ssh_guest 'cat /proc/sys/kernel/random/boot_id')
+[ -n "$boot2_id" ] && [ "$boot1_id" != "$boot2_id" ] && echo "DISTRO-REBOOTED new boot_id"
+report 2
+
+ssh_guest 'systemctl poweroff' 2>/dev/null
+wait $pid
+rc=$?
+exec 3>&-
+echo "DISTRO-BOOT-EXIT boot=2 rc=$rc"
+grep -E 'rvvmm: (error|warn)|WARN|ERROR' err | head -n 20 | sed 's/^/DISTRO-RVVMM-LOG /'
+sync
+[ "$rc" -eq 0 ]
