@@ -60,6 +60,8 @@ report() {
   echo "DISTRO-SYSTEM-STATE boot=$1 $(ssh_guest 'systemctl is-system-running --wait')"
   ssh_guest 'systemctl --failed --plain --no-legend' | sed 's/^/DISTRO-FAILED-UNIT /'
   ssh_guest 'journalctl -b -p warning --no-pager -q' | sed 's/^/DISTRO-JOURNAL /' | head -n 60
+  # Where the boot's time goes (kernel, initramfs, userspace; the slowest units).
+  ssh_guest 'systemd-analyze time; systemd-analyze blame --no-pager | head -n 8' | sed "s/^/DISTRO-ANALYZE boot=$1 /"
 }
 
 boot_distro 1 || exit 1
