@@ -1045,6 +1045,8 @@ fn debian_guest_logs_in_on_the_console_and_over_ssh() {
         "no DHCP address: {ssh}"
     );
     assert!(ssh.contains("harts=2"), "{ssh}");
+    // systemd-udev names the card from its device tree alias ethernet0 (a stable name, not eth0).
+    assert!(ssh.contains("iface=end0"), "{ssh}");
     assert!(
         text.contains("DISTRO-RNG virtio_rng"),
         "the guest's hwrng is not virtio-rng:\n{text}"
@@ -1076,6 +1078,14 @@ fn debian_guest_reaches_its_default_target_with_no_failed_units() {
         .filter(|l| l.starts_with("DISTRO-FAILED-UNIT"))
         .collect();
     assert!(failed.is_empty(), "failed units: {failed:#?}");
+    // Warnings the VM's hardware caused (the journal's warnings are in the log): the NIC has a stable
+    // name (its device tree alias), and logins find their locale.
+    for w in [
+        "potentially unpredictable interface name",
+        "Unable to open env file",
+    ] {
+        assert!(!text.contains(w), "journal warning '{w}':\n{text}");
+    }
 }
 
 #[test]

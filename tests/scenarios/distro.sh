@@ -75,7 +75,7 @@ guest_cmd 'echo CONSOLE-LOGIN-$((6*7)) $(id -un)' 'CONSOLE-LOGIN-42 root' 60 || 
 echo "DISTRO-CONSOLE-LOGIN-OK"
 
 wait_ssh || exit 1
-echo "DISTRO-SSH-OK $(ssh_guest 'echo $(. /etc/os-release; echo $ID-$VERSION_ID) kernel=$(uname -r) addr=$(ip -4 -o addr show scope global | awk "{print \$4}") harts=$(nproc)')"
+echo "DISTRO-SSH-OK $(ssh_guest 'echo $(. /etc/os-release; echo $ID-$VERSION_ID) kernel=$(uname -r) addr=$(ip -4 -o addr show scope global | awk "{print \$4}") iface=$(ip -4 -o addr show scope global | awk "{print \$2}") harts=$(nproc)')"
 report 1
 echo "DISTRO-RNG $(ssh_guest 'cat /sys/class/misc/hw_random/rng_current')"
 echo "DISTRO-RTC $(ssh_guest 'cat /sys/class/rtc/rtc0/name 2>/dev/null || echo none')"

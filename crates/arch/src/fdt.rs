@@ -88,6 +88,11 @@ pub struct VirtioMmioDevice {
     pub size: u64,
     /// Wired interrupt source.
     pub irq: u32,
+    /// For a network card: N of its `ethernetN` alias. The node then gets a child node `ethernet`
+    /// compatible with "virtio,device1", which Linux makes the virtio device's own node, and
+    /// /aliases/ethernetN points at it: systemd-udev names the interface `endN` from that alias (a
+    /// stable name, as on boards with on-SoC NICs) instead of the unpredictable `ethN`.
+    pub ethernet_alias: Option<u32>,
 }
 
 /// Everything the device tree describes.
@@ -232,6 +237,11 @@ fn virtio_node_name(base: u64) -> String {
     format!("virtio_mmio@{base:x}")
 }
 
+/// Name of the child node of a virtio-mmio network card (see [`VirtioMmioDevice::ethernet_alias`]).
+const VIRTIO_NET_CHILD: &str = "ethernet";
+/// Linux's compatible string for a virtio device node of device id 1 (network card) under its transport.
+const VIRTIO_NET_COMPATIBLE: &str = "virtio,device1";
+
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_string()).collect()
 }
@@ -256,6 +266,12 @@ pub fn create_fdt(cfg: &FdtConfig) -> Result<Vec<u8>, FdtError> {
 
     let aliases = fdt.begin_node("aliases")?;
     fdt.property_string("serial0", UART_PATH)?;
+    for dev in &cfg.virtio_mmio {
+        if let Some(n) = dev.ethernet_alias {
+            let path = format!("/soc/{}/{VIRTIO_NET_CHILD}", virtio_node_name(dev.base));
+            fdt.property_string(&format!("ethernet{n}"), &path)?;
+        }
+    }
     fdt.end_node(aliases)?;
 
     let memory = fdt.begin_node(&format!("memory@{DRAM_BASE:x}"))?;
@@ -392,6 +408,11 @@ fn write_soc(fdt: &mut FdtWriter, cfg: &FdtConfig) -> Result<(), FdtError> {
         fdt.property_array_u64("reg", &[dev.base, dev.size])?;
         fdt.property_array_u32("interrupts", &cfg.irqchip.irq_specifier(dev.irq))?;
         fdt.property_u32("interrupt-parent", PHANDLE_IRQCHIP)?;
+        if dev.ethernet_alias.is_some() {
+            let child = fdt.begin_node(VIRTIO_NET_CHILD)?;
+            fdt.property_string("compatible", VIRTIO_NET_COMPATIBLE)?;
+            fdt.end_node(child)?;
+        }
         fdt.end_node(node)?;
     }
 
@@ -698,6 +719,8 @@ mod tests {
                         base,
                         size: 0x1000,
                         irq,
+                        // The second slot is a network card.
+                        ethernet_alias: (i == 1).then_some(0),
                     }
                 })
                 .collect(),
@@ -745,6 +768,22 @@ mod tests {
         assert_eq!(dtb.str("/chosen", "bootargs"), cfg.cmdline);
         assert_eq!(dtb.str("/chosen", "stdout-path"), "/soc/serial@10000000");
         assert_eq!(dtb.str("/aliases", "serial0"), "/soc/serial@10000000");
+        // Network cards have their child node and alias; other virtio devices have neither.
+        for dev in &cfg.virtio_mmio {
+            let child = format!("/soc/virtio_mmio@{:x}/ethernet", dev.base);
+            match dev.ethernet_alias {
+                Some(n) => {
+                    assert_eq!(dtb.str("/aliases", &format!("ethernet{n}")), child);
+                    assert_eq!(dtb.str(&child, "compatible"), "virtio,device1");
+                }
+                None => assert!(!dtb.has_node(&child), "{child}"),
+            }
+        }
+        let cards = cfg
+            .virtio_mmio
+            .iter()
+            .filter(|d| d.ethernet_alias.is_some());
+        assert!(!dtb.has_prop("/aliases", &format!("ethernet{}", cards.count())));
         match cfg.initrd {
             Some((start, size)) => {
                 assert_eq!(dtb.u64s("/chosen", "linux,initrd-start"), [start]);

@@ -43,6 +43,8 @@ struct VirtioSlot {
     name: String,
     base: u64,
     irq: u32,
+    /// A network card (its device tree node gets an `ethernetN` alias).
+    is_net: bool,
     transport: Arc<Mutex<MmioTransport>>,
 }
 
@@ -196,6 +198,7 @@ impl DeviceManager {
     ) -> Result<(), Error> {
         let (base, irq) = virtio_mmio_slot(self.virtio.len())
             .ok_or_else(|| Error::Devices(format!("{what}: no free virtio-mmio slot")))?;
+        let is_net = device.device_type() == virtio::device_type::NET;
         let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
         let transport = MmioTransport::new(device, mem.clone(), interrupt)
             .map_err(|e| Error::Devices(format!("{what}: {e}")))?;
@@ -211,6 +214,7 @@ impl DeviceManager {
             name,
             base,
             irq,
+            is_net,
             transport,
         });
         Ok(())
@@ -300,10 +304,18 @@ impl DeviceManager {
     pub fn fdt_virtio_mmio(&self) -> Vec<VirtioMmioDevice> {
         self.virtio
             .iter()
-            .map(|s| VirtioMmioDevice {
-                base: s.base,
-                size: VIRTIO_MMIO_SIZE,
-                irq: s.irq,
+            .scan(0u32, |cards, s| {
+                // Network cards get ethernet0, ethernet1, ... in slot order (the --net order).
+                let ethernet_alias = s.is_net.then(|| {
+                    *cards += 1;
+                    *cards - 1
+                });
+                Some(VirtioMmioDevice {
+                    base: s.base,
+                    size: VIRTIO_MMIO_SIZE,
+                    irq: s.irq,
+                    ethernet_alias,
+                })
             })
             .collect()
     }
