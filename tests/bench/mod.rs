@@ -82,6 +82,21 @@ pub const PT_BLK_BDF: &str = "0000:00:02.0";
 /// L1's PCI address of the virtio-net-pci card on a host with `pci_passthrough` (vendor 1af4, device 1041).
 pub const PT_NET_BDF: &str = "0000:00:03.0";
 
+/// Runs the build script `script` (relative to the repository; its log goes to stderr) and returns the
+/// last line it printed: the path of what it built or found in its cache.
+fn last_line_of(root: &Path, script: &str) -> Result<String, String> {
+    let out = Command::new(root.join(script))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("").trim().to_string();
+    if !out.status.success() || last.is_empty() {
+        return Err(format!("{script} failed"));
+    }
+    Ok(last)
+}
+
 /// Builds (or finds in its cache) the project's L1 kernel and the L1 images for it; returns the value of
 /// RVVMM_L1_KERNEL that selects it. RVVMM_L1_VFIO_KERNEL (set by resources/test.sh after its "build L1
 /// kernel" stage) names an Image already built; otherwise resources/build-l1-kernel.sh is run here (it
@@ -97,18 +112,7 @@ fn project_kernel(root: &Path) -> Result<String, String> {
                 "RVVMM_L1_VFIO_KERNEL={image}: not an absolute path to a kernel Image"
             ))
         }
-        None => {
-            let out = Command::new(root.join("resources/build-l1-kernel.sh"))
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("cannot run resources/build-l1-kernel.sh: {e}"))?;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let image = stdout.lines().last().unwrap_or("").trim().to_string();
-            if !out.status.success() || image.is_empty() {
-                return Err("resources/build-l1-kernel.sh failed".to_string());
-            }
-            image
-        }
+        None => last_line_of(root, "resources/build-l1-kernel.sh")?,
     };
     let images = Command::new(root.join("resources/build-images.sh"))
         .env("RVVMM_L1_KERNEL", &image)
@@ -131,18 +135,7 @@ fn prepare_distro(root: &Path, dir: &Path) -> Result<(), String> {
         .filter(|v| !v.is_empty())
     {
         Some(d) => PathBuf::from(d),
-        None => {
-            let out = Command::new(root.join("resources/build-distro.sh"))
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("cannot run resources/build-distro.sh: {e}"))?;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let d = stdout.lines().last().unwrap_or("").trim().to_string();
-            if !out.status.success() || d.is_empty() {
-                return Err("resources/build-distro.sh failed".to_string());
-            }
-            PathBuf::from(d)
-        }
+        None => PathBuf::from(last_line_of(root, "resources/build-distro.sh")?),
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for name in ["root.img", "boot.tar"] {
