@@ -67,9 +67,18 @@ if [ -f "$out/boot.tar" ]; then # built by a concurrent run while we waited
   echo "$out"
   exit 0
 fi
-rm -rf "$DCACHE"/tmp.*
+# remove_tree DIR: unmount whatever an interrupted mmdebstrap left mounted below DIR (its chroot's /proc,
+# /sys, /dev), deepest first, then delete DIR without ever crossing into another filesystem.
+remove_tree() {
+  [ -e "$1" ] || return 0
+  findmnt -rn -o TARGET | awk -v d="$1/" 'index($0, d) == 1' | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$1"
+}
+for stale in "$DCACHE"/tmp.*; do remove_tree "$stale"; done
 work=$(mktemp -d "$DCACHE/tmp.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'remove_tree "$work"' EXIT
 mkdir "$work/out"
 
 ssh-keygen -q -t ed25519 -N '' -C rvvmm-bench -f "$work/out/id_ed25519"

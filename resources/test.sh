@@ -8,8 +8,9 @@
 #   5. build the L1/L2 images (cached in .cache/)               (build-images.sh)
 #   6. build the project's L1 kernel for the vfio host kind (cached in ~/.cache/rvvmm; build-l1-kernel.sh),
 #      whose Image path reaches the nested tests as RVVMM_L1_VFIO_KERNEL
-#   7. build the Debian guest (root disk, kernel, initramfs; cached in ~/.cache/rvvmm; build-distro.sh),
-#      whose directory reaches the nested tests as RVVMM_DISTRO_DIR
+#   7. build the Debian guest (root disk, kernel, initramfs; cached in ~/.cache/rvvmm; build-distro.sh,
+#      started in the background after stage 1), whose directory reaches the nested tests as
+#      RVVMM_DISTRO_DIR
 #   8. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
 # Each stage prints its wall time. Set RVVMM_SKIP_LINT=1 to skip stage 2.
 set -euo pipefail
@@ -28,6 +29,11 @@ lint() {
   (cd fuzz && cargo fmt -- --check && cargo clippy --locked --all-targets -- -D warnings)
 }
 stage "setup host" resources/setup-host.sh
+# The Debian guest image is built in the background from here (mostly one core: dpkg under qemu-user)
+# while lint, unit tests and fuzzing (one core per target) run; its stage below waits for it.
+mkdir -p target
+resources/build-distro.sh >target/build-distro.out 2>target/build-distro.log &
+distro_pid=$!
 [ "${RVVMM_SKIP_LINT:-0}" = 1 ] || stage "lint" lint
 stage "host unit tests" cargo test --locked --workspace
 stage "fuzz" resources/fuzz.sh
@@ -40,7 +46,13 @@ build_l1_kernel() {
 }
 stage "build L1 kernel" build_l1_kernel
 build_distro() {
-  RVVMM_DISTRO_DIR=$(resources/build-distro.sh | tail -n 1)
+  wait "$distro_pid" || {
+    cat target/build-distro.log
+    echo "resources/build-distro.sh failed (its log is above)"
+    return 1
+  }
+  tail -n 3 target/build-distro.log
+  RVVMM_DISTRO_DIR=$(tail -n 1 target/build-distro.out)
   export RVVMM_DISTRO_DIR
   echo "RVVMM_DISTRO_DIR=$RVVMM_DISTRO_DIR"
 }
