@@ -7,13 +7,8 @@
 # runner checks the disk with e2fsck on L0 afterwards.
 . /scenarios/lib.sh
 . /scenarios/lib-distro.sh
-IP=$DISTRO_IP
 
 distro_setup "$PWD" || exit 1
-
-ssh_guest() {
-  guest-ssh "$@"
-}
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
@@ -46,10 +41,10 @@ boot_distro() {
 # wait_ssh: until ssh runs a command in the guest (the guest has its DHCP address and sshd is up).
 wait_ssh() {
   i=0
-  until ssh_guest true 2>/dev/null; do
+  until guest-ssh true 2>/dev/null; do
     i=$((i + 1))
     if [ "$i" -gt 60 ]; then
-      echo "DISTRO-SSH-TIMEOUT; leases:"; cat udhcpd.log
+      echo "DISTRO-SSH-TIMEOUT; udhcpd log:"; cat udhcpd.log
       return 1
     fi
     sleep 2
@@ -57,11 +52,11 @@ wait_ssh() {
 }
 
 report() {
-  echo "DISTRO-SYSTEM-STATE boot=$1 $(ssh_guest 'systemctl is-system-running --wait')"
-  ssh_guest 'systemctl --failed --plain --no-legend' | sed 's/^/DISTRO-FAILED-UNIT /'
-  ssh_guest 'journalctl -b -p warning --no-pager -q' | sed 's/^/DISTRO-JOURNAL /' | head -n 60
+  echo "DISTRO-SYSTEM-STATE boot=$1 $(guest-ssh 'systemctl is-system-running --wait')"
+  guest-ssh 'systemctl --failed --plain --no-legend' | sed 's/^/DISTRO-FAILED-UNIT /'
+  guest-ssh 'journalctl -b -p warning --no-pager -q' | sed 's/^/DISTRO-JOURNAL /' | head -n 60
   # Where the boot's time goes (kernel, initramfs, userspace; the slowest units).
-  ssh_guest 'systemd-analyze time; systemd-analyze blame --no-pager | head -n 8' | sed "s/^/DISTRO-ANALYZE boot=$1 /"
+  guest-ssh 'systemd-analyze time; systemd-analyze blame --no-pager | head -n 8' | sed "s/^/DISTRO-ANALYZE boot=$1 /"
 }
 
 boot_distro 1 || exit 1
@@ -75,14 +70,14 @@ guest_cmd 'echo CONSOLE-LOGIN-$((6*7)) $(id -un)' 'CONSOLE-LOGIN-42 root' 60 || 
 echo "DISTRO-CONSOLE-LOGIN-OK"
 
 wait_ssh || exit 1
-echo "DISTRO-SSH-OK $(ssh_guest 'echo $(. /etc/os-release; echo $ID-$VERSION_ID) kernel=$(uname -r) addr=$(ip -4 -o addr show scope global | awk "{print \$4}") iface=$(ip -4 -o addr show scope global | awk "{print \$2}") harts=$(nproc)')"
+echo "DISTRO-SSH-OK $(guest-ssh 'echo $(. /etc/os-release; echo $ID-$VERSION_ID) kernel=$(uname -r) addr=$(ip -4 -o addr show scope global | awk "{print \$4}") iface=$(ip -4 -o addr show scope global | awk "{print \$2}") harts=$(nproc)')"
 report 1
-echo "DISTRO-RNG $(ssh_guest 'cat /sys/class/misc/hw_random/rng_current')"
-echo "DISTRO-RTC $(ssh_guest 'cat /sys/class/rtc/rtc0/name 2>/dev/null || echo none')"
-boot1_id=$(ssh_guest 'cat /proc/sys/kernel/random/boot_id')
+echo "DISTRO-RNG $(guest-ssh 'cat /sys/class/misc/hw_random/rng_current')"
+echo "DISTRO-RTC $(guest-ssh 'cat /sys/class/rtc/rtc0/name 2>/dev/null || echo none')"
+boot1_id=$(guest-ssh 'cat /proc/sys/kernel/random/boot_id')
 
 # systemctl reboot: the guest resets; rvvmm exits with the reset status (3) and a supervisor starts it again.
-ssh_guest 'systemctl reboot' 2>/dev/null
+guest-ssh 'systemctl reboot' 2>/dev/null
 wait $pid
 rc=$?
 exec 3>&-
@@ -91,11 +86,11 @@ echo "DISTRO-BOOT-EXIT boot=1 rc=$rc"
 
 boot_distro 2 || exit 1
 wait_ssh || exit 1
-boot2_id=$(ssh_guest 'cat /proc/sys/kernel/random/boot_id')
+boot2_id=$(guest-ssh 'cat /proc/sys/kernel/random/boot_id')
 [ -n "$boot2_id" ] && [ "$boot1_id" != "$boot2_id" ] && echo "DISTRO-REBOOTED new boot_id"
 report 2
 
-ssh_guest 'systemctl poweroff' 2>/dev/null
+guest-ssh 'systemctl poweroff' 2>/dev/null
 wait $pid
 rc=$?
 exec 3>&-

@@ -60,7 +60,7 @@ SSH
   chmod 755 /bin/guest-ssh
 }
 
-# distro_rvvmm [extra rvvmm options]: the rvvmm command line for the Debian guest (prints it).
+# distro_rvvmm_args: prints rvvmm's options for the Debian guest (all but --cmdline: $DISTRO_CMDLINE).
 distro_rvvmm_args() {
   echo "--kernel $DISTRO_DIR/boot/vmlinux --initrd $DISTRO_DIR/boot/initrd.img --cores 2 --memory 1G" \
     "--disk path=$DISTRO_ROOT_DEV --net tap=$DISTRO_TAP,mac=$DISTRO_MAC --rng"
