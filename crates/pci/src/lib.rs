@@ -17,7 +17,7 @@ pub mod root;
 #[cfg(target_os = "linux")]
 pub mod vfio;
 pub use bar::{Bar, BarKind, BarRegisters};
-pub use msix::{MsixCap, MsixTable};
+pub use msix::{MsiRouting, MsixCap, MsixTable};
 pub use passthrough::{check_passthrough, PassthroughError, PassthroughTarget};
 pub use root::{PciBus, PciConfigMmio, PciWindowMmio};
 

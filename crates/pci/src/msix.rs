@@ -11,6 +11,17 @@ pub const MSIX_ENTRY_SIZE: u64 = 16;
 /// Vector control: masked.
 const VECTOR_MASKED: u32 = 1;
 
+/// What a device model with MSI-X needs from the hypervisor: an MSI route per vector's interrupt number
+/// (GSI) and eventfds that raise a GSI inside the hypervisor (irqfds), so a vector fires without a
+/// system call into the guest's irqchip.
+pub trait MsiRouting: Send + Sync {
+    /// Routes interrupt `gsi` to the MSI `message` (address, data), or removes its route (`None`).
+    fn set_msi_route(&self, gsi: u32, message: Option<(u64, u32)>) -> std::io::Result<()>;
+    /// Makes a write to `evt` raise interrupt `gsi` inside the hypervisor.
+    fn register_irqfd(&self, evt: &vmm_sys_util::eventfd::EventFd, gsi: u32)
+        -> std::io::Result<()>;
+}
+
 /// Where an MSI-X capability puts its table and pending bit array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsixCap {

@@ -25,12 +25,12 @@ use crate::config::{
     read_dword_part, write_dword_part, BAR0, COMMAND, COMMAND_MEMORY, CONFIG_SPACE_SIZE,
     INTERRUPT_PIN, NUM_BARS, ROM_BAR,
 };
-use crate::msix::{MsixCap, MsixTable};
+use crate::msix::{MsiRouting, MsixCap, MsixTable};
 use crate::passthrough::PassthroughTarget;
 use crate::PciDevice;
 
-/// What a passthrough device needs from the VM: memory slots for BARs, MSI routes and irqfds.
-pub trait PassthroughVm: Send + Sync {
+/// What a passthrough device needs from the VM: memory slots for BARs, and MSI routes and irqfds.
+pub trait PassthroughVm: MsiRouting {
     /// Maps `size` bytes of host memory at `host_addr` into the guest at `guest_addr`; returns a handle
     /// for [`PassthroughVm::unmap_memory`].
     ///
@@ -40,10 +40,6 @@ pub trait PassthroughVm: Send + Sync {
         -> std::io::Result<u32>;
     /// Removes a mapping made by [`PassthroughVm::map_memory`].
     fn unmap_memory(&self, handle: u32) -> std::io::Result<()>;
-    /// Routes interrupt `gsi` to the MSI `message` (address, data), or removes its route (`None`).
-    fn set_msi_route(&self, gsi: u32, message: Option<(u64, u32)>) -> std::io::Result<()>;
-    /// Makes a write to `evt` raise interrupt `gsi` inside the hypervisor.
-    fn register_irqfd(&self, evt: &EventFd, gsi: u32) -> std::io::Result<()>;
 }
 
 /// Errors from setting up a passthrough device.

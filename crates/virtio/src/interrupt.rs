@@ -1,5 +1,7 @@
-//! The virtio-mmio InterruptStatus register and the level of the device's interrupt line: high while any
-//! status bit is set, low once the driver acknowledges them all.
+//! How a virtio transport interrupts the driver ([`Interrupt`]), and its wired-line form for virtio-mmio
+//! ([`VirtioInterrupt`]): the InterruptStatus register and the level of the device's interrupt line, high
+//! while any status bit is set, low once the driver acknowledges them all. The PCI transport's MSI-X form
+//! is [`crate::pci::MsixInterrupt`].
 
 use std::sync::{Arc, Mutex};
 
@@ -9,6 +11,20 @@ use devices::interrupt::IrqLine;
 pub const INT_VRING: u32 = 1;
 /// InterruptStatus bit: the configuration changed.
 pub const INT_CONFIG: u32 = 2;
+
+/// What a transport's queue processing and status changes use to interrupt the driver.
+pub trait Interrupt: Send + Sync {
+    /// Used buffers were added to queue `queue`.
+    fn signal_used(&self, queue: usize);
+    /// The device's configuration or status changed (e.g. DEVICE_NEEDS_RESET was set).
+    fn signal_config(&self);
+    /// The pending cause bits ([`INT_VRING`], [`INT_CONFIG`]): InterruptStatus, or the PCI ISR.
+    fn status(&self) -> u32;
+    /// The driver acknowledged `bits`.
+    fn ack(&self, bits: u32);
+    /// Device reset: nothing pending any more.
+    fn reset(&self);
+}
 
 /// Interrupt state shared by the transport (vcpu threads: status read, ack) and the device's queue
 /// processing (I/O thread: signal).
@@ -43,19 +59,26 @@ impl VirtioInterrupt {
     pub fn signal(&self, bits: u32) {
         self.update(|s| s | bits);
     }
+}
 
-    /// The driver acknowledged `bits` (InterruptACK write).
-    pub fn ack(&self, bits: u32) {
-        self.update(|s| s & !bits);
+impl Interrupt for VirtioInterrupt {
+    fn signal_used(&self, _queue: usize) {
+        self.signal(INT_VRING);
     }
 
-    /// Current InterruptStatus.
-    pub fn status(&self) -> u32 {
+    fn signal_config(&self) {
+        self.signal(INT_CONFIG);
+    }
+
+    fn status(&self) -> u32 {
         *self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Device reset: clear everything.
-    pub fn reset(&self) {
+    fn ack(&self, bits: u32) {
+        self.update(|s| s & !bits);
+    }
+
+    fn reset(&self) {
         self.update(|_| 0);
     }
 }

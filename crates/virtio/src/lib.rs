@@ -8,6 +8,7 @@ pub mod interrupt;
 pub mod io_thread;
 pub mod mmio;
 pub mod net;
+pub mod pci;
 pub mod rng;
 pub mod tap;
 pub mod vhost_net;

@@ -13,7 +13,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::interrupt::{VirtioInterrupt, INT_VRING};
+use crate::interrupt::Interrupt;
 use crate::{BackendStatus, VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
 
 /// "virt" in little endian.
@@ -129,7 +129,7 @@ pub(crate) const RESUME_QUEUE: usize = 0;
 pub struct MmioTransport {
     device: Box<dyn VirtioDevice>,
     mem: GuestMemoryMmap,
-    interrupt: Arc<VirtioInterrupt>,
+    interrupt: Arc<dyn Interrupt>,
     queues: Vec<Queue>,
     /// Per queue: the driver wrote a QueueNum that is not a power of two in 1..=max (the queue keeps
     /// its old size, so it must not go live: DRIVER_OK then ends in DEVICE_NEEDS_RESET).
@@ -159,7 +159,7 @@ impl MmioTransport {
     pub fn new(
         device: Box<dyn VirtioDevice>,
         mem: GuestMemoryMmap,
-        interrupt: Arc<VirtioInterrupt>,
+        interrupt: Arc<dyn Interrupt>,
     ) -> Result<MmioTransport, TransportError> {
         let mut queues = Vec::new();
         let mut kicks = Vec::new();
@@ -246,7 +246,7 @@ impl MmioTransport {
                 true
             };
             if notify {
-                self.interrupt.signal(INT_VRING);
+                self.interrupt.signal_used(index);
             }
         }
     }
@@ -310,18 +310,16 @@ impl MmioTransport {
             };
         }
         if status.notify {
-            let mut notify = false;
-            for q in self.queues.iter_mut().filter(|q| q.ready()) {
-                // Every queue's suppression state is updated (no short circuit).
+            for (i, q) in self.queues.iter_mut().enumerate().filter(|(_, q)| q.ready()) {
+                // Every queue's suppression state is updated.
                 let needed = if q.event_idx_enabled() {
                     q.needs_notification(&self.mem).unwrap_or(true)
                 } else {
                     true
                 };
-                notify |= needed;
-            }
-            if notify {
-                self.interrupt.signal(INT_VRING);
+                if needed {
+                    self.interrupt.signal_used(i);
+                }
             }
         }
         status
@@ -332,7 +330,7 @@ impl MmioTransport {
     fn needs_reset(&mut self, why: &str) {
         log::warn!("virtio: {why}; device needs reset");
         self.status |= status::DEVICE_NEEDS_RESET;
-        self.interrupt.signal(crate::interrupt::INT_CONFIG);
+        self.interrupt.signal_config();
     }
 
     /// rvvmm is stopping: let the device make its state durable.
@@ -393,7 +391,7 @@ impl MmioTransport {
                 if q.ready() && (self.bad_size[i] || !q.is_valid(&self.mem)) {
                     log::warn!("virtio: queue {i} is not valid (addresses outside guest RAM or bad size); device needs reset");
                     self.status = value | status::DEVICE_NEEDS_RESET;
-                    self.interrupt.signal(crate::interrupt::INT_CONFIG);
+                    self.interrupt.signal_config();
                     return;
                 }
             }
@@ -402,7 +400,7 @@ impl MmioTransport {
             if let Err(e) = self.device.activate(&self.queues, &self.kicks, &self.mem) {
                 log::warn!("virtio: device activation failed: {e}; device needs reset");
                 self.status = value | status::DEVICE_NEEDS_RESET;
-                self.interrupt.signal(crate::interrupt::INT_CONFIG);
+                self.interrupt.signal_config();
                 return;
             }
         }
@@ -415,7 +413,40 @@ impl MmioTransport {
         }
     }
 
-    fn read_reg(&mut self, offset: u64) -> u32 {
+    /// Number of queues of the device.
+    pub(crate) fn num_queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The selector registers as the driver last wrote them: (QueueSel, DeviceFeaturesSel,
+    /// DriverFeaturesSel), for transports whose selectors are readable (virtio-pci).
+    pub(crate) fn selectors(&self) -> (u32, u32, u32) {
+        (
+            self.queue_sel,
+            self.device_features_sel,
+            self.driver_features_sel,
+        )
+    }
+
+    /// The half of the driver features DriverFeaturesSel selects.
+    pub(crate) fn driver_features_half(&self) -> u32 {
+        match self.driver_features_sel {
+            0 => self.driver_features as u32,
+            1 => (self.driver_features >> 32) as u32,
+            _ => 0,
+        }
+    }
+
+    /// The selected queue's current size and ring addresses (descriptors, available, used), if the
+    /// selector names a queue.
+    pub(crate) fn selected_queue_layout(&self) -> Option<(u16, u64, u64, u64)> {
+        let q = self.queues.get(self.queue_sel as usize)?;
+        Some((q.size(), q.desc_table(), q.avail_ring(), q.used_ring()))
+    }
+
+    /// Reads the 32-bit register at `offset` of the virtio-mmio window (the state machine the PCI
+    /// transport shares: it maps its common configuration structure onto these registers).
+    pub(crate) fn read_reg(&mut self, offset: u64) -> u32 {
         match offset {
             reg::MAGIC => MAGIC,
             reg::VERSION => VERSION,
@@ -442,7 +473,8 @@ impl MmioTransport {
         }
     }
 
-    fn write_reg(&mut self, offset: u64, value: u32) {
+    /// Writes the 32-bit register at `offset` of the virtio-mmio window (see [`MmioTransport::read_reg`]).
+    pub(crate) fn write_reg(&mut self, offset: u64, value: u32) {
         let configurable = self.status & status::DRIVER_OK == 0;
         match offset {
             reg::DEVICE_FEATURES_SEL => self.device_features_sel = value,
@@ -538,6 +570,7 @@ impl MmioDevice for MmioTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interrupt::{VirtioInterrupt, INT_VRING};
     use std::sync::Mutex;
     use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use hypervisor::{IrqRoute, Vm};
 use pci::vfio::PassthroughVm;
+use pci::MsiRouting;
 use vmm_sys_util::eventfd::EventFd;
 
 /// First GSI used for MSI-X vectors (above every wired source of the APLIC).
@@ -98,6 +99,9 @@ impl PassthroughVm for KvmPassthrough {
         Ok(())
     }
 
+}
+
+impl MsiRouting for KvmPassthrough {
     fn set_msi_route(&self, gsi: u32, message: Option<(u64, u32)>) -> std::io::Result<()> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let before = routes.get(&gsi).copied();
