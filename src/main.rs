@@ -7,7 +7,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use vmm::config::{
     parse_addr, parse_size, CoresArg, CpuList, CpuPlacement, DiskConfig, IrqchipMode, NetConfig,
-    PciAddress, VmConfig, VsockConfig, DEFAULT_CMDLINE,
+    PciAddress, VirtioTransport, VmConfig, VsockConfig, DEFAULT_CMDLINE,
 };
 use vmm::loader::KernelFormat;
 
@@ -108,6 +108,12 @@ struct Cli {
     #[arg(long, value_name = "auto|aia|plic", default_value = "auto")]
     irqchip: IrqchipMode,
 
+    /// How virtio devices reach the guest: mmio (virtio-mmio windows on wired interrupts) or pci (modern
+    /// virtio-pci functions behind a PCIe host bridge, an MSI-X vector per queue delivered by KVM, so
+    /// interrupts cost the guest no exits; needs the in-kernel AIA).
+    #[arg(long, value_name = "mmio|pci", default_value = "mmio")]
+    virtio_transport: VirtioTransport,
+
     /// Write the generated device tree blob to FILE and exit without running the guest.
     #[arg(long, value_name = "FILE")]
     dump_dtb: Option<PathBuf>,
@@ -154,6 +160,7 @@ impl Cli {
             rng: self.rng,
             vsock: self.vsock,
             irqchip: self.irqchip,
+            virtio_transport: self.virtio_transport,
             dump_dtb: self.dump_dtb,
             seccomp: self.seccomp,
         }

@@ -35,6 +35,7 @@ const AIA_SCENARIOS: &[&str] = &[
     "plic-console",
     "plic-net",
     "net-vhost",
+    "virtio-pci",
     "vfio-stock-errors",
     "baremetal",
     "plic-baremetal",
@@ -776,6 +777,28 @@ fn virtio_net_pings_and_moves_tcp_data_both_ways_on_two_cards() {
             "NET-GUEST-TO-L1-MATCH", // 4 MiB over TCP, same sha256 on both sides
             "NET-L1-TO-GUEST-MATCH",
             "NET-FAILS 0 rc=0",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn virtio_pci_transport_moves_disk_and_net_data_with_msix_and_no_virtio_exits() {
+    aia_host().assert_markers(
+        "virtio-pci",
+        &[
+            "VPCI-FOUND 0x1af4:0x1042 x2", // two disks, bound to virtio-pci
+            "VPCI-FOUND 0x1af4:0x1041 x1", // the network card
+            "VPCI-FOUND 0x1af4:0x1044 x1", // the entropy source
+            "VPCI-MSIX-VECTORS",           // a vector per queue and per device's configuration
+            "VPCI-DISK-READ-MATCH",
+            "VPCI-DISK-WRITE-MATCH",
+            "VPCI-PING-OK",
+            "VPCI-GUEST-TO-L1-MATCH", // 4 MiB over TCP each way, same sha256 on both sides
+            "VPCI-L1-TO-GUEST-MATCH",
+            "VPCI-RNG-OK",
+            "VPCI-PCI-EXITS", // exits only from configuration, none per request
+            "VPCI-FAILS 0 rc=0",
         ],
     );
 }

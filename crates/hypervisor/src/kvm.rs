@@ -14,7 +14,7 @@ use kvm_bindings::{
     kvm_irq_routing_entry, kvm_irq_routing_irqchip, kvm_irq_routing_msi, KvmIrqRouting,
     KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
 };
-use kvm_ioctls::{DeviceFd, IoEventAddress, Kvm, VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{DeviceFd, IoEventAddress, Kvm, NoDatamatch, VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::cpu::CpuInfo;
@@ -155,6 +155,21 @@ impl Vm {
         self.fd
             .register_ioevent(evt, &IoEventAddress::Mmio(addr), value)
             .map_err(ioctl_err(format!("KVM_IOEVENTFD at {addr:#x}")))
+    }
+
+    /// Makes a guest write of any width to MMIO address `addr` signal `evt` inside KVM (an ioeventfd
+    /// without data match: virtio-pci's notification addresses, one per queue).
+    pub fn register_ioeventfd_any(&self, evt: &EventFd, addr: u64) -> Result<()> {
+        self.fd
+            .register_ioevent(evt, &IoEventAddress::Mmio(addr), NoDatamatch)
+            .map_err(ioctl_err(format!("KVM_IOEVENTFD at {addr:#x}")))
+    }
+
+    /// Undoes [`Vm::register_ioeventfd_any`].
+    pub fn unregister_ioeventfd_any(&self, evt: &EventFd, addr: u64) -> Result<()> {
+        self.fd
+            .unregister_ioevent(evt, &IoEventAddress::Mmio(addr), NoDatamatch)
+            .map_err(ioctl_err(format!("KVM_IOEVENTFD (deassign) at {addr:#x}")))
     }
 
     /// Sets the level of wired interrupt `irq`.

@@ -100,6 +100,11 @@ impl BarAllocator {
         })
     }
 
+    /// The windows (base, size): 32-bit, then 64-bit.
+    pub fn windows(&self) -> &[(u64, u64)] {
+        &self.windows
+    }
+
     /// A naturally aligned address for a BAR of `size` bytes: 64-bit BARs go to the 64-bit window.
     pub fn allocate(&mut self, kind: BarKind, size: u64) -> Option<u64> {
         let alloc = if kind.is_64bit() {

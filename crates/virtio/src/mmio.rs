@@ -310,7 +310,12 @@ impl MmioTransport {
             };
         }
         if status.notify {
-            for (i, q) in self.queues.iter_mut().enumerate().filter(|(_, q)| q.ready()) {
+            for (i, q) in self
+                .queues
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, q)| q.ready())
+            {
                 // Every queue's suppression state is updated.
                 let needed = if q.event_idx_enabled() {
                     q.needs_notification(&self.mem).unwrap_or(true)

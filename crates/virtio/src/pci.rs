@@ -300,9 +300,9 @@ impl Interrupt for MsixInterrupt {
 /// PCI class code (class, subclass, programming interface) by virtio device type.
 fn class_code(device_type: u32) -> u32 {
     match device_type {
-        crate::device_type::NET => 0x02_00_00,   // network controller, Ethernet
+        crate::device_type::NET => 0x02_00_00, // network controller, Ethernet
         crate::device_type::BLOCK => 0x01_80_00, // mass storage, other
-        _ => 0xff_00_00,                         // unassigned class
+        _ => 0xff_00_00,                       // unassigned class
     }
 }
 
@@ -346,8 +346,10 @@ impl VirtioPciDevice {
         )
         .expect("BAR 0 of a fixed valid size is free");
         let mut c = [0u8; CONFIG_SPACE_SIZE];
-        let put16 = |c: &mut [u8], at: usize, v: u16| c[at..at + 2].copy_from_slice(&v.to_le_bytes());
-        let put32 = |c: &mut [u8], at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let put16 =
+            |c: &mut [u8], at: usize, v: u16| c[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        let put32 =
+            |c: &mut [u8], at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_le_bytes());
         put16(&mut c, 0x00, VIRTIO_PCI_VENDOR);
         put16(&mut c, 0x02, VIRTIO_PCI_DEVICE_BASE + device_type as u16);
         put16(&mut c, 0x06, STATUS_CAPABILITIES);
@@ -428,7 +430,10 @@ impl VirtioPciDevice {
             let offset = layout::NOTIFY + q as u64 * u64::from(layout::NOTIFY_MULTIPLIER);
             if let Some(old) = self.notify_at {
                 if let Err(e) = self.vm.unregister_ioeventfd(fd, old + offset) {
-                    log::warn!("virtio-pci: queue {q}: cannot remove the ioeventfd at {:#x}: {e}", old + offset);
+                    log::warn!(
+                        "virtio-pci: queue {q}: cannot remove the ioeventfd at {:#x}: {e}",
+                        old + offset
+                    );
                 }
             }
             if let Some(new) = want {
@@ -635,7 +640,8 @@ impl PciDevice for VirtioPciDevice {
                 self.transport().write_reg(reg::QUEUE_NOTIFY, queue as u32);
             }
             o if (layout::MSIX_TABLE..layout::MSIX_PBA).contains(&o)
-                && o - layout::MSIX_TABLE < self.interrupt.num_vectors() as u64 * MSIX_ENTRY_SIZE =>
+                && o - layout::MSIX_TABLE
+                    < self.interrupt.num_vectors() as u64 * MSIX_ENTRY_SIZE =>
             {
                 self.interrupt.table_write(o - layout::MSIX_TABLE, data)
             }
@@ -673,7 +679,10 @@ mod tests {
     impl VirtioPciVm for FakeVm {
         fn register_ioeventfd(&self, _evt: &EventFd, addr: u64) -> std::io::Result<()> {
             let mut v = self.ioeventfds.lock().unwrap();
-            assert!(!v.contains(&addr), "ioeventfd at {addr:#x} registered twice");
+            assert!(
+                !v.contains(&addr),
+                "ioeventfd at {addr:#x} registered twice"
+            );
             v.push(addr);
             Ok(())
         }
@@ -783,7 +792,12 @@ mod tests {
         let (mut d, _, vm) = setup();
         assert!(vm.ioeventfds.lock().unwrap().is_empty());
         assert!(d.trapped_ranges().is_empty());
-        cfg_w(&mut d, COMMAND, 2, u32::from(COMMAND_MEMORY | COMMAND_BUS_MASTER));
+        cfg_w(
+            &mut d,
+            COMMAND,
+            2,
+            u32::from(COMMAND_MEMORY | COMMAND_BUS_MASTER),
+        );
         assert_eq!(*vm.ioeventfds.lock().unwrap(), vec![BAR + 0x3000]);
         assert_eq!(d.trapped_ranges(), vec![(0, BAR, 0x8000)]);
         cfg_w(&mut d, BAR0, 4, 0x4001_0000);
@@ -809,7 +823,12 @@ mod tests {
     fn a_driver_sets_up_the_queue_and_used_buffers_fire_its_vector() {
         let m = mem();
         let (mut d, irq, vm) = setup_with(m.clone());
-        cfg_w(&mut d, COMMAND, 2, u32::from(COMMAND_MEMORY | COMMAND_BUS_MASTER));
+        cfg_w(
+            &mut d,
+            COMMAND,
+            2,
+            u32::from(COMMAND_MEMORY | COMMAND_BUS_MASTER),
+        );
         let (_, msix) = walk(&mut d);
         let msix = msix.unwrap();
         program(&mut d, 0, 0x2800_0000, 1);
@@ -841,7 +860,10 @@ mod tests {
         assert_eq!(bar_r(&mut d, common::QUEUE_SIZE, 2), 16);
         // A vector the table does not have reads back as NO_VECTOR.
         bar_w(&mut d, common::QUEUE_MSIX_VECTOR, 2, 7);
-        assert_eq!(bar_r(&mut d, common::QUEUE_MSIX_VECTOR, 2), u64::from(NO_VECTOR));
+        assert_eq!(
+            bar_r(&mut d, common::QUEUE_MSIX_VECTOR, 2),
+            u64::from(NO_VECTOR)
+        );
         bar_w(&mut d, common::QUEUE_MSIX_VECTOR, 2, 1);
         assert_eq!(bar_r(&mut d, common::QUEUE_MSIX_VECTOR, 2), 1);
         let mq = Mock::new(&m, 16);
@@ -881,8 +903,14 @@ mod tests {
         // Reset: the vectors are unassigned again.
         bar_w(&mut d, common::DEVICE_STATUS, 1, 0);
         assert_eq!(bar_r(&mut d, common::DEVICE_STATUS, 1), 0);
-        assert_eq!(bar_r(&mut d, common::QUEUE_MSIX_VECTOR, 2), u64::from(NO_VECTOR));
-        assert_eq!(bar_r(&mut d, common::CONFIG_MSIX_VECTOR, 2), u64::from(NO_VECTOR));
+        assert_eq!(
+            bar_r(&mut d, common::QUEUE_MSIX_VECTOR, 2),
+            u64::from(NO_VECTOR)
+        );
+        assert_eq!(
+            bar_r(&mut d, common::CONFIG_MSIX_VECTOR, 2),
+            u64::from(NO_VECTOR)
+        );
     }
 
     #[test]

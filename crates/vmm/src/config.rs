@@ -401,6 +401,30 @@ impl FromStr for IrqchipMode {
     }
 }
 
+/// `--virtio-transport`: how virtio devices reach the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VirtioTransport {
+    /// virtio-mmio windows in the device tree, each on a wired interrupt (works with both irqchips).
+    #[default]
+    Mmio,
+    /// Modern virtio-pci functions behind the PCIe host bridge, with an MSI-X vector per queue through
+    /// irqfds (needs the in-kernel AIA: the vectors are MSIs to the guest's IMSIC).
+    Pci,
+}
+
+impl FromStr for VirtioTransport {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "mmio" => Ok(VirtioTransport::Mmio),
+            "pci" => Ok(VirtioTransport::Pci),
+            _ => Err(perr(format!(
+                "invalid virtio transport '{s}': expected mmio or pci"
+            ))),
+        }
+    }
+}
+
 /// Which host cores the vcpus run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpuPlacement {
@@ -502,6 +526,8 @@ pub struct VmConfig {
     pub vsock: Option<VsockConfig>,
     /// Interrupt controller choice.
     pub irqchip: IrqchipMode,
+    /// The virtio transport of every virtio device.
+    pub virtio_transport: VirtioTransport,
     /// Write the generated device tree here and exit instead of running.
     pub dump_dtb: Option<PathBuf>,
     /// Confine every thread with its seccomp filter once the guest runs (`--seccomp on`, the default).
@@ -528,6 +554,7 @@ impl Default for VmConfig {
             rng: false,
             vsock: None,
             irqchip: IrqchipMode::Auto,
+            virtio_transport: VirtioTransport::Mmio,
             dump_dtb: None,
             seccomp: true,
         }
@@ -664,6 +691,19 @@ mod tests {
                 "{bad} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn virtio_transports() {
+        assert_eq!(
+            "mmio".parse::<VirtioTransport>().unwrap(),
+            VirtioTransport::Mmio
+        );
+        assert_eq!(
+            "pci".parse::<VirtioTransport>().unwrap(),
+            VirtioTransport::Pci
+        );
+        assert!("virtio-pci".parse::<VirtioTransport>().is_err());
     }
 
     #[test]

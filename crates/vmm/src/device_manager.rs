@@ -3,8 +3,9 @@
 //! dispatch their exits through.
 //!
 //! Fixed devices (UART0, the sifive,test finisher, the userspace PLIC when it is the irqchip) sit at the
-//! addresses of the QEMU `virt` map; virtio-mmio devices take the slots in order (disks, then network
-//! cards); PCI devices (VFIO passthrough) sit behind the PCIe host bridge.
+//! addresses of the QEMU `virt` map; virtio devices take the virtio-mmio slots in order (disks, then
+//! network cards), or with `--virtio-transport pci` the PCI slots; PCI devices (virtio-pci, VFIO
+//! passthrough) sit behind the PCIe host bridge.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,37 +23,53 @@ use devices::sifive_test::{FinisherRequest, SifiveTest};
 use devices::{MmioBus, SharedMmioDevice};
 use hypervisor::Vm;
 use pci::vfio::{map_guest_memory, BarAllocator, VfioPciDevice};
+use pci::BarKind;
 use pci::{PassthroughTarget, PciBus, PciConfigMmio, PciWindowMmio};
 use vfio_ioctls::VfioContainer;
 use virtio::io_thread::IoControl;
+use virtio::pci::{MsixInterrupt, VirtioPciDevice};
 use virtio::{
     Block, MmioTransport, Net, Rng, VirtioDevice, VirtioInterrupt, Vsock, QUEUE_NOTIFY_OFFSET,
 };
 use vm_memory::GuestMemoryMmap;
 
-use crate::config::VmConfig;
+use crate::config::{VirtioTransport, VmConfig};
 use crate::control::{Counters, ExitSender};
 use crate::irqchip::GuestIrqchip;
-use crate::pci_glue::{KvmPassthrough, MSI_GSI_BASE};
+use crate::pci_glue::{KvmPci, MSI_GSI_BASE};
 use crate::seccomp::{self, Filters, ThreadKind};
 use crate::{Error, GuestExit};
 
-/// A virtio-mmio transport in its slot.
+/// A virtio device, behind either transport.
 struct VirtioSlot {
     /// The device id of `vm.counters` (cloud-hypervisor's naming: `_disk0`, `_net1`, `__rng`, ...).
     name: String,
-    base: u64,
-    irq: u32,
-    /// A network card (its device tree node gets an `ethernetN` alias).
+    /// The virtio-mmio window and its interrupt; `None` for a virtio-pci function.
+    mmio: Option<(u64, u32)>,
+    /// A network card (its virtio-mmio device tree node gets an `ethernetN` alias).
     is_net: bool,
     transport: Arc<Mutex<MmioTransport>>,
 }
 
-/// The PCI hierarchy, when the guest has passthrough devices.
+/// The PCI hierarchy, once the guest has a PCI device (virtio-pci or passthrough).
 struct PciState {
+    /// The bus while devices are added; [`DeviceManager::finish_pci`] puts it behind the host bridge.
+    bus: Option<PciBus>,
+    kvm: Arc<KvmPci>,
+    bars: BarAllocator,
+    /// The next free GSI for MSI-X vectors.
+    next_gsi: u32,
     /// Kept for the VM's lifetime: DMA mappings and groups live as long as the container.
-    _container: Arc<VfioContainer>,
+    container: Option<Arc<VfioContainer>>,
     mmio64: (u64, u64),
+}
+
+/// What adding a virtio device needs besides the device.
+struct VirtioContext<'a> {
+    config: &'a VmConfig,
+    mem: &'a GuestMemoryMmap,
+    irqchip: &'a GuestIrqchip,
+    vm: &'a Arc<Vm>,
 }
 
 /// Every device of the VM and the bus they are reached through.
@@ -139,14 +156,20 @@ impl DeviceManager {
         config: &VmConfig,
         mem: &GuestMemoryMmap,
         irqchip: &GuestIrqchip,
-        vm: &Vm,
+        vm: &Arc<Vm>,
     ) -> Result<(), Error> {
+        let ctx = VirtioContext {
+            config,
+            mem,
+            irqchip,
+            vm,
+        };
         for disk in &config.disks {
             let what = format!("--disk {}", disk.path.display());
             let block = Block::new(&disk.path, disk.readonly, disk.id.clone())
                 .map_err(|e| Error::Devices(format!("{what}: {e}")))?;
             let name = format!("_disk{}", self.virtio.len());
-            self.add_virtio(name, Box::new(block), &what, mem, irqchip, vm)?;
+            self.add_virtio(name, Box::new(block), &what, &ctx)?;
         }
         for net in &config.nets {
             let what = format!("--net tap={}", net.tap);
@@ -169,12 +192,12 @@ impl DeviceManager {
                 }
             );
             let name = format!("_net{}", self.virtio.len());
-            self.add_virtio(name, Box::new(device), &what, mem, irqchip, vm)?;
+            self.add_virtio(name, Box::new(device), &what, &ctx)?;
         }
         if config.rng {
             let what = "--rng";
             log::info!("virtio-rng: entropy from the host's getrandom");
-            self.add_virtio("__rng".into(), Box::new(Rng::new()), what, mem, irqchip, vm)?;
+            self.add_virtio("__rng".into(), Box::new(Rng::new()), what, &ctx)?;
         }
         if let Some(v) = &config.vsock {
             let what = format!("--vsock cid={}", v.cid);
@@ -182,7 +205,7 @@ impl DeviceManager {
                 Vsock::new(v.cid, mem).map_err(|e| Error::Devices(format!("{what}: {e}")))?;
             log::info!("virtio-vsock: guest CID {} on vhost-vsock", v.cid);
             let name = format!("_vsock{}", self.virtio.len());
-            self.add_virtio(name, Box::new(device), &what, mem, irqchip, vm)?;
+            self.add_virtio(name, Box::new(device), &what, &ctx)?;
         }
         Ok(())
     }
@@ -192,32 +215,105 @@ impl DeviceManager {
         name: String,
         device: Box<dyn VirtioDevice>,
         what: &str,
-        mem: &GuestMemoryMmap,
-        irqchip: &GuestIrqchip,
-        vm: &Vm,
+        ctx: &VirtioContext,
     ) -> Result<(), Error> {
-        let (base, irq) = virtio_mmio_slot(self.virtio.len())
-            .ok_or_else(|| Error::Devices(format!("{what}: no free virtio-mmio slot")))?;
         let is_net = device.device_type() == virtio::device_type::NET;
-        let interrupt = Arc::new(VirtioInterrupt::new(irqchip.line(irq)));
-        let transport = MmioTransport::new(device, mem.clone(), interrupt)
-            .map_err(|e| Error::Devices(format!("{what}: {e}")))?;
-        for (q, fd) in transport.queue_eventfds().iter().enumerate() {
-            // Without an ioeventfd the notification exits to rvvmm and the transport signals the same fd.
-            if let Err(e) = vm.register_ioeventfd(fd, base + QUEUE_NOTIFY_OFFSET, q as u32) {
-                log::warn!("virtio at {base:#x}: no ioeventfd for queue {q} ({e}); notifications go through MMIO exits");
+        let dev_err = |e: &dyn std::fmt::Display| Error::Devices(format!("{what}: {e}"));
+        let (transport, mmio) = match ctx.config.virtio_transport {
+            VirtioTransport::Mmio => {
+                let (base, irq) = virtio_mmio_slot(self.virtio.len())
+                    .ok_or_else(|| dev_err(&"no free virtio-mmio slot"))?;
+                let interrupt = Arc::new(VirtioInterrupt::new(ctx.irqchip.line(irq)));
+                let transport = MmioTransport::new(device, ctx.mem.clone(), interrupt)
+                    .map_err(|e| dev_err(&e))?;
+                for (q, fd) in transport.queue_eventfds().iter().enumerate() {
+                    // Without an ioeventfd the notification exits to rvvmm and the transport signals
+                    // the same fd.
+                    if let Err(e) =
+                        ctx.vm
+                            .register_ioeventfd(fd, base + QUEUE_NOTIFY_OFFSET, q as u32)
+                    {
+                        log::warn!("virtio at {base:#x}: no ioeventfd for queue {q} ({e}); notifications go through MMIO exits");
+                    }
+                }
+                let transport = Arc::new(Mutex::new(transport));
+                self.insert(base, VIRTIO_MMIO_SIZE, transport.clone())?;
+                (transport, Some((base, irq)))
             }
-        }
-        let transport = Arc::new(Mutex::new(transport));
-        self.insert(base, VIRTIO_MMIO_SIZE, transport.clone())?;
+            VirtioTransport::Pci => {
+                let pci = self.pci_state(ctx.config.memory, ctx.irqchip, ctx.vm, what)?;
+                let queues = device.queue_max_sizes().len();
+                let interrupt = Arc::new(
+                    MsixInterrupt::new(queues, pci.next_gsi, pci.kvm.clone())
+                        .map_err(|e| dev_err(&e))?,
+                );
+                pci.next_gsi += interrupt.num_vectors() as u32;
+                let transport = MmioTransport::new(device, ctx.mem.clone(), interrupt.clone())
+                    .map_err(|e| dev_err(&e))?;
+                let transport = Arc::new(Mutex::new(transport));
+                let kind = BarKind::Mem32 {
+                    prefetchable: false,
+                };
+                let bar = pci
+                    .bars
+                    .allocate(kind, virtio::pci::layout::BAR_SIZE)
+                    .ok_or_else(|| dev_err(&"no room for the virtio-pci BAR"))?;
+                let function = VirtioPciDevice::new(
+                    transport.clone(),
+                    interrupt,
+                    pci.kvm.clone(),
+                    bar,
+                    pci.bars.windows().to_vec(),
+                );
+                let slot = pci
+                    .bus
+                    .as_mut()
+                    .ok_or_else(|| dev_err(&"the PCI bus is already closed"))?
+                    .add(Arc::new(Mutex::new(function)))
+                    .map_err(|e| dev_err(&e))?;
+                log::info!("{what}: virtio-pci function 0000:00:{slot:02x}.0, BAR 0 at {bar:#x}");
+                (transport, None)
+            }
+        };
         self.virtio.push(VirtioSlot {
             name,
-            base,
-            irq,
+            mmio,
             is_net,
             transport,
         });
         Ok(())
+    }
+
+    /// The PCI hierarchy, created at its first device: the bus, KVM's routing table taken over for
+    /// MSI-X, the BAR windows. Needs the in-kernel AIA (MSIs go to the guest's IMSIC).
+    fn pci_state(
+        &mut self,
+        mem_size: u64,
+        irqchip: &GuestIrqchip,
+        vm: &Arc<Vm>,
+        what: &str,
+    ) -> Result<&mut PciState, Error> {
+        if self.pci.is_none() {
+            if !irqchip.is_aia() {
+                return Err(Error::Devices(format!(
+                    "{what}: PCI devices need the in-kernel AIA irqchip (MSI-X goes to the guest's IMSIC), and this host's KVM has none"
+                )));
+            }
+            let mmio64 = pcie_mmio64(mem_size)
+                .ok_or_else(|| Error::Devices("no room for the 64-bit PCI window".into()))?;
+            let bars = BarAllocator::new((PCIE_MMIO_BASE, PCIE_MMIO_SIZE), mmio64)
+                .ok_or_else(|| Error::Devices("invalid PCI windows".into()))?;
+            let kvm = Arc::new(KvmPci::new(vm.clone(), APLIC_NUM_SOURCES)?);
+            self.pci = Some(PciState {
+                bus: Some(PciBus::new()),
+                kvm,
+                bars,
+                next_gsi: MSI_GSI_BASE,
+                container: None,
+                mmio64,
+            });
+        }
+        Ok(self.pci.as_mut().expect("created above"))
     }
 
     /// Passes the host PCI devices `targets` (already checked) through to the guest behind a PCIe host
@@ -234,27 +330,22 @@ impl DeviceManager {
         let Some(first) = targets.first() else {
             return Ok(());
         };
-        if !irqchip.is_aia() {
-            return Err(Error::Devices(format!(
-                "--device {}: passthrough needs the in-kernel AIA irqchip (MSI-X goes to the guest's IMSIC), and this host's KVM has none",
-                first.bdf
-            )));
-        }
-        let mmio64 = pcie_mmio64(mem_size)
-            .ok_or_else(|| Error::Devices("no room for the 64-bit PCI window".into()))?;
-        let mut alloc = BarAllocator::new((PCIE_MMIO_BASE, PCIE_MMIO_SIZE), mmio64)
-            .ok_or_else(|| Error::Devices("invalid PCI windows".into()))?;
-        let container =
-            Arc::new(VfioContainer::new(None).map_err(|e| {
-                Error::Devices(format!("--device {}: VFIO container: {e}", first.bdf))
-            })?);
-        let kvm = Arc::new(KvmPassthrough::new(vm.clone(), APLIC_NUM_SOURCES)?);
-        let mut bus = PciBus::new();
-        let mut gsi = MSI_GSI_BASE;
+        let what = format!("--device {}", first.bdf);
+        let pci = self.pci_state(mem_size, irqchip, vm, &what)?;
+        let container = Arc::new(
+            VfioContainer::new(None)
+                .map_err(|e| Error::Devices(format!("{what}: VFIO container: {e}")))?,
+        );
+        pci.container = Some(container.clone());
         for (i, target) in targets.iter().enumerate() {
-            let device =
-                VfioPciDevice::new(target, container.clone(), kvm.clone(), &mut alloc, gsi)
-                    .map_err(|e| Error::Devices(e.to_string()))?;
+            let device = VfioPciDevice::new(
+                target,
+                container.clone(),
+                pci.kvm.clone(),
+                &mut pci.bars,
+                pci.next_gsi,
+            )
+            .map_err(|e| Error::Devices(e.to_string()))?;
             if i == 0 {
                 // The container has its IOMMU now: map all guest RAM for device DMA (IOVA = guest address).
                 map_guest_memory(&container, mem).map_err(|e| {
@@ -264,8 +355,11 @@ impl DeviceManager {
                     ))
                 })?;
             }
-            gsi += device.num_vectors();
-            let slot = bus
+            pci.next_gsi += device.num_vectors();
+            let slot = pci
+                .bus
+                .as_mut()
+                .ok_or_else(|| Error::Devices("the PCI bus is already closed".into()))?
                 .add(Arc::new(Mutex::new(device)))
                 .map_err(|e| Error::Devices(format!("--device {}: {e}", target.bdf)))?;
             log::info!(
@@ -273,23 +367,32 @@ impl DeviceManager {
                 target.bdf
             );
         }
+        Ok(())
+    }
+
+    /// Puts the PCI bus (if any device went on it) behind the PCIe host bridge: its ECAM configuration
+    /// space and its two memory windows on the MMIO bus. Called once every PCI device is added.
+    pub fn finish_pci(&mut self) -> Result<(), Error> {
+        let Some(pci) = &mut self.pci else {
+            return Ok(());
+        };
+        let Some(bus) = pci.bus.take() else {
+            return Ok(());
+        };
+        let windows = pci.bars.windows().to_vec();
         let bus = Arc::new(bus);
         self.insert(
             PCIE_ECAM_BASE,
             PCIE_ECAM_SIZE,
             Arc::new(Mutex::new(PciConfigMmio(bus.clone()))),
         )?;
-        for (base, size) in [(PCIE_MMIO_BASE, PCIE_MMIO_SIZE), mmio64] {
+        for (base, size) in windows {
             let window = PciWindowMmio {
                 bus: bus.clone(),
                 base,
             };
             self.insert(base, size, Arc::new(Mutex::new(window)))?;
         }
-        self.pci = Some(PciState {
-            _container: container,
-            mmio64,
-        });
         Ok(())
     }
 
@@ -304,16 +407,17 @@ impl DeviceManager {
     pub fn fdt_virtio_mmio(&self) -> Vec<VirtioMmioDevice> {
         self.virtio
             .iter()
-            .scan(0u32, |cards, s| {
+            .filter_map(|s| s.mmio.map(|(base, irq)| (s, base, irq)))
+            .scan(0u32, |cards, (s, base, irq)| {
                 // Network cards get ethernet0, ethernet1, ... in slot order (the --net order).
                 let ethernet_alias = s.is_net.then(|| {
                     *cards += 1;
                     *cards - 1
                 });
                 Some(VirtioMmioDevice {
-                    base: s.base,
+                    base,
                     size: VIRTIO_MMIO_SIZE,
-                    irq: s.irq,
+                    irq,
                     ethernet_alias,
                 })
             })

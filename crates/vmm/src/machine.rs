@@ -177,6 +177,7 @@ pub fn start(
     let uart = devices.add_platform_devices(&irqchip, input.clone(), exits.clone())?;
     devices.add_virtio_devices(config, &mem, &irqchip, &vm)?;
     devices.add_passthrough_devices(passthrough, &mem, config.memory, &irqchip, &vm)?;
+    devices.finish_pci()?;
 
     let fdt = create_fdt(&FdtConfig {
         num_cpus: num_vcpus,

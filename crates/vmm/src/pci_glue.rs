@@ -1,7 +1,8 @@
-//! What VFIO passthrough devices need from KVM (riscv64 only): memory slots for BARs mapped straight into
-//! the guest, and the interrupt routing table in which each MSI-X vector's GSI is routed to the message
-//! the guest programmed (a write to an IMSIC interrupt file), next to the identity routes of the APLIC's
-//! wired sources that KVM sets up by default.
+//! What PCI devices need from KVM (riscv64 only): memory slots for the BARs of VFIO passthrough devices
+//! mapped straight into the guest, ioeventfds for virtio-pci's notification addresses, and the interrupt
+//! routing table in which each MSI-X vector's GSI is routed to the message the guest programmed (a write
+//! to an IMSIC interrupt file), next to the identity routes of the APLIC's wired sources that KVM sets up
+//! by default.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use hypervisor::{IrqRoute, Vm};
 use pci::vfio::PassthroughVm;
 use pci::MsiRouting;
+use virtio::pci::VirtioPciVm;
 use vmm_sys_util::eventfd::EventFd;
 
 /// First GSI used for MSI-X vectors (above every wired source of the APLIC).
@@ -20,8 +22,8 @@ fn to_io(e: hypervisor::Error) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// KVM services for passthrough devices.
-pub struct KvmPassthrough {
+/// KVM services for PCI devices (passthrough and virtio-pci).
+pub struct KvmPci {
     vm: Arc<Vm>,
     routes: Mutex<BTreeMap<u32, IrqRoute>>,
     slots: Mutex<SlotPool>,
@@ -33,13 +35,13 @@ struct SlotPool {
     free: Vec<u32>,
 }
 
-impl KvmPassthrough {
+impl KvmPci {
     /// Takes over `vm`'s routing table, keeping wired sources `0..num_wired` routed to the APLIC.
-    pub fn new(vm: Arc<Vm>, num_wired: u32) -> Result<KvmPassthrough, hypervisor::Error> {
+    pub fn new(vm: Arc<Vm>, num_wired: u32) -> Result<KvmPci, hypervisor::Error> {
         let routes: BTreeMap<u32, IrqRoute> = (0..num_wired)
             .map(|pin| (pin, IrqRoute::Irqchip { gsi: pin, pin }))
             .collect();
-        let me = KvmPassthrough {
+        let me = KvmPci {
             vm,
             routes: Mutex::new(routes),
             slots: Mutex::new(SlotPool {
@@ -57,7 +59,7 @@ impl KvmPassthrough {
     }
 }
 
-impl PassthroughVm for KvmPassthrough {
+impl PassthroughVm for KvmPci {
     unsafe fn map_memory(
         &self,
         guest_addr: u64,
@@ -98,10 +100,9 @@ impl PassthroughVm for KvmPassthrough {
             .push(handle);
         Ok(())
     }
-
 }
 
-impl MsiRouting for KvmPassthrough {
+impl MsiRouting for KvmPci {
     fn set_msi_route(&self, gsi: u32, message: Option<(u64, u32)>) -> std::io::Result<()> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let before = routes.get(&gsi).copied();
@@ -118,5 +119,15 @@ impl MsiRouting for KvmPassthrough {
 
     fn register_irqfd(&self, evt: &EventFd, gsi: u32) -> std::io::Result<()> {
         self.vm.register_irqfd(evt, gsi).map_err(to_io)
+    }
+}
+
+impl VirtioPciVm for KvmPci {
+    fn register_ioeventfd(&self, evt: &EventFd, addr: u64) -> std::io::Result<()> {
+        self.vm.register_ioeventfd_any(evt, addr).map_err(to_io)
+    }
+
+    fn unregister_ioeventfd(&self, evt: &EventFd, addr: u64) -> std::io::Result<()> {
+        self.vm.unregister_ioeventfd_any(evt, addr).map_err(to_io)
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use arch::layout::{DRAM_BASE, MIN_MEMORY};
 use arch::{place_boot_blobs, BootLayout};
 
-use crate::config::{IrqchipMode, VmConfig};
+use crate::config::{IrqchipMode, VirtioTransport, VmConfig};
 use crate::kernel::HEADER_SIZE;
 use crate::loader::{detect_format, place_kernel, KernelFormat, KernelPlacement};
 use crate::{host, Error};
@@ -82,7 +82,17 @@ pub const HUGE_PAGE: u64 = 2 << 20;
 /// Runs every check; `allowed_cpus` and `host_memory` describe the host.
 pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Result<Plan, Error> {
     let extra = usize::from(config.rng) + usize::from(config.vsock.is_some());
-    if config.disks.len() + config.nets.len() + extra > arch::layout::VIRTIO_MMIO_SLOTS as usize {
+    let virtio = config.disks.len() + config.nets.len() + extra;
+    if config.virtio_transport == VirtioTransport::Pci {
+        // PCI slot 0 is the host bridge; passthrough devices share the bus.
+        let room = pci::root::NUM_SLOTS - 1;
+        if virtio + config.devices.len() > room {
+            return Err(Error::Devices(format!(
+                "too many PCI devices: {virtio} virtio and {} --device, at most {room} in all",
+                config.devices.len()
+            )));
+        }
+    } else if virtio > arch::layout::VIRTIO_MMIO_SLOTS as usize {
         return Err(Error::Devices(format!(
             "too many virtio devices: {} --disk, {} --net and {extra} rng/vsock, at most {} in all",
             config.disks.len(),
@@ -94,6 +104,11 @@ pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Res
     if !config.devices.is_empty() && config.irqchip == IrqchipMode::Plic {
         return Err(Error::Devices(
             "--device needs the in-kernel AIA irqchip (passthrough interrupts are MSI-X, delivered to the guest's IMSIC); it cannot be used with --irqchip plic".into(),
+        ));
+    }
+    if config.virtio_transport == VirtioTransport::Pci && config.irqchip == IrqchipMode::Plic {
+        return Err(Error::Devices(
+            "--virtio-transport pci needs the in-kernel AIA irqchip (its interrupts are MSI-X, delivered to the guest's IMSIC); it cannot be used with --irqchip plic".into(),
         ));
     }
     if config.memory < MIN_MEMORY {
@@ -165,7 +180,7 @@ pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CpuPlacement, IrqchipMode, VmConfig};
+    use crate::config::{CpuPlacement, IrqchipMode, VirtioTransport, VmConfig};
     use crate::kernel::tests::header;
     use std::io::Write;
     use std::path::PathBuf;
@@ -292,6 +307,16 @@ mod tests {
         big.set_len(40 << 20).unwrap();
         c.initrd = Some(std::env::temp_dir().join("rvvmm-preflight-big-initrd"));
         assert!(msg(&c).contains("do not fit"), "{}", msg(&c));
+
+        // virtio-pci's MSI-X needs the in-kernel AIA too.
+        let mut c = config(k.clone());
+        c.virtio_transport = VirtioTransport::Pci;
+        c.irqchip = IrqchipMode::Plic;
+        assert!(
+            msg(&c).contains("--virtio-transport pci needs the in-kernel AIA"),
+            "{}",
+            msg(&c)
+        );
 
         // Passthrough needs MSI, which the userspace PLIC cannot deliver.
         let mut c = config(k.clone());
