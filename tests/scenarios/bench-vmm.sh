@@ -8,7 +8,8 @@
 #   4 KiB random reads at queue depth 1 and 4 (four processes)), TCP both ways and 1-byte round trips
 #   between L1 and the guest (vmbench; L1 measures), then the VMM's memory beside the guest RAM it backs;
 # VM 2: boot to init and to poweroff (rvvmm.poweroff), rvvmm's own start-up cost from its log;
-# the variant rvvmm-hugepages runs rvvmm with --hugepages (guest RAM in 2 MiB hugetlb pages);
+# the variant rvvmm-hugepages runs rvvmm with --hugepages (guest RAM in 2 MiB hugetlb pages), and
+# rvvmm-pci with --virtio-transport pci (virtio-pci with MSI-X, the transport QEMU uses);
 # VMs 3 and 4: memory overhead of a bare VM with 1 and 2 vcpus, idle at its shell.
 . /scenarios/lib.sh
 vmm=rvvmm
@@ -33,6 +34,7 @@ if [ "$vmm" = rvvmm-hugepages ]; then
   echo "BENCH-VMM-CONFIG hugepages=$(cat /proc/sys/vm/nr_hugepages)"
   rvvmm_extra=--hugepages
 fi
+[ "$vmm" = rvvmm-pci ] && rvvmm_extra="--virtio-transport pci"
 if [ "$vmm" = qemu ]; then
   command -v qemu-system-riscv64 >/dev/null || { echo "BENCH-VMM-ERROR no qemu-system-riscv64 in L1 (RVVMM_L1_QEMU=1)"; exit 1; }
   ver=$(qemu-system-riscv64 --version | head -1)
