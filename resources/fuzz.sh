@@ -19,7 +19,7 @@ corpus_root=${RVVMM_FUZZ_CORPUS:-$HOME/.cache/rvvmm/fuzz-corpus}
 artifacts=$PWD/target/fuzz-artifacts
 seeds=$PWD/target/fuzz-seeds
 host=x86_64-unknown-linux-gnu
-all=(virtio_blk virtio_net mmio_devices plic sbi kernel_loader cmdline pci_config api)
+all=(virtio_blk virtio_net mmio_devices plic sbi kernel_loader cmdline pci_config api virtio_pci)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

@@ -98,6 +98,7 @@ fn every_bad_input_gets_one_error_line_and_its_status() {
         ("pci path elsewhere", &["--kernel", "raw.bin", "--device", "path=/tmp/0000:00:01.0"], 2, Want::Contains("invalid PCI device path 'path=/tmp/0000:00:01.0': expected /sys/bus/pci/devices/DDDD:BB:DD.F")),
         ("pci function 8", &["--kernel", "raw.bin", "--device", "0000:00:01.8"], 2, Want::Contains("invalid PCI address '0000:00:01.8'")),
         ("irqchip unknown", &["--kernel", "raw.bin", "--irqchip", "gic"], 2, Want::Contains("'gic'")),
+        ("virtio transport unknown", &["--kernel", "raw.bin", "--virtio-transport", "ccw"], 2, Want::Contains("invalid virtio transport 'ccw': expected mmio or pci")),
         ("timeout 0", &["--kernel", "raw.bin", "--timeout", "0"], 2, Want::Contains("'--timeout <SECONDS>'")),
         ("kernel address not a number", &["--kernel", "raw.bin", "--kernel-addr", "zz"], 2, Want::Contains("'zz'")),
         ("kernel format unknown", &["--kernel", "raw.bin", "--kernel-format", "pe"], 2, Want::Contains("'pe'")),
@@ -124,6 +125,7 @@ fn every_bad_input_gets_one_error_line_and_its_status() {
         ("too many virtio devices", &["--kernel", "raw.bin", "--disk", "path=a", "--disk", "path=b", "--disk", "path=c", "--disk", "path=d", "--disk", "path=e", "--disk", "path=f", "--disk", "path=g", "--disk", "path=h", "--disk", "path=i"], 1, Want::Contains("too many virtio devices: 9 --disk, 0 --net and 0 rng/vsock, at most 8")),
         ("pci device missing", &["--kernel", "raw.bin", "--device", "0000:00:1f.7"], 1, Want::Line("rvvmm: error: --device 0000:00:1f.7: no such PCI device (/sys/bus/pci/devices/0000:00:1f.7 does not exist)")),
         ("pci with the PLIC", &["--kernel", "raw.bin", "--device", "0000:00:1f.7", "--irqchip", "plic"], 1, Want::Contains("--device needs the in-kernel AIA")),
+        ("virtio-pci with the PLIC", &["--kernel", "raw.bin", "--virtio-transport", "pci", "--irqchip", "plic"], 1, Want::Line("rvvmm: error: --virtio-transport pci needs the in-kernel AIA irqchip (its interrupts are MSI-X, delivered to the guest's IMSIC); it cannot be used with --irqchip plic")),
     ];
     let mut report = Vec::new();
     let mut wrong = Vec::new();

@@ -21,6 +21,7 @@ pub mod sbi;
 pub mod virtio_blk;
 pub mod virtio_driver;
 pub mod virtio_net;
+pub mod virtio_pci;
 
 /// A target's entry point: runs one input.
 pub type Entry = fn(&[u8]);
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("cmdline", cmdline::run),
     ("pci_config", pci_config::run),
     ("api", api::run),
+    ("virtio_pci", virtio_pci::run),
 ];
 
 #[cfg(test)]
@@ -93,6 +95,14 @@ mod tests {
     fn block_read_seed_completes_one_request() {
         let used = virtio_blk::run_and_report(&seeds::for_target("virtio_blk")[0]);
         assert_eq!(used, 1, "the seed's read request was not completed");
+    }
+
+    /// The virtio-pci seeds complete their buffer and signal its queue's MSI-X vector.
+    #[test]
+    fn virtio_pci_seeds_complete_one_buffer_and_fire_its_vector() {
+        for seed in &seeds::for_target("virtio_pci") {
+            assert_eq!(virtio_pci::run_and_report(seed), (1, 1));
+        }
     }
 
     /// The net seed's transmitted frame reaches the host side of the socket pair.

@@ -12,6 +12,7 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
         "kernel_loader" => crate::kernel_loader::seeds(),
         "cmdline" => crate::cmdline::seeds(),
         "pci_config" => crate::pci_config::seeds(),
+        "virtio_pci" => crate::virtio_pci::seeds(),
         "api" => crate::api::seeds(),
         _ => Vec::new(),
     }
