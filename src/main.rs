@@ -108,10 +108,11 @@ struct Cli {
     #[arg(long, value_name = "auto|aia|plic", default_value = "auto")]
     irqchip: IrqchipMode,
 
-    /// How virtio devices reach the guest: mmio (virtio-mmio windows on wired interrupts) or pci (modern
-    /// virtio-pci functions behind a PCIe host bridge, an MSI-X vector per queue delivered by KVM, so
-    /// interrupts cost the guest no exits; needs the in-kernel AIA).
-    #[arg(long, value_name = "mmio|pci", default_value = "mmio")]
+    /// How virtio devices reach the guest: pci (modern virtio-pci functions behind a PCIe host bridge,
+    /// an MSI-X vector per queue delivered by KVM, so the data path costs no exits; needs the in-kernel
+    /// AIA), mmio (virtio-mmio windows on wired interrupts, as bare-metal kernels for QEMU virt expect),
+    /// or auto: pci for a Linux kernel on the in-kernel AIA, mmio otherwise.
+    #[arg(long, value_name = "auto|mmio|pci", default_value = "auto")]
     virtio_transport: VirtioTransport,
 
     /// Write the generated device tree blob to FILE and exit without running the guest.

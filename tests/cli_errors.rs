@@ -98,7 +98,7 @@ fn every_bad_input_gets_one_error_line_and_its_status() {
         ("pci path elsewhere", &["--kernel", "raw.bin", "--device", "path=/tmp/0000:00:01.0"], 2, Want::Contains("invalid PCI device path 'path=/tmp/0000:00:01.0': expected /sys/bus/pci/devices/DDDD:BB:DD.F")),
         ("pci function 8", &["--kernel", "raw.bin", "--device", "0000:00:01.8"], 2, Want::Contains("invalid PCI address '0000:00:01.8'")),
         ("irqchip unknown", &["--kernel", "raw.bin", "--irqchip", "gic"], 2, Want::Contains("'gic'")),
-        ("virtio transport unknown", &["--kernel", "raw.bin", "--virtio-transport", "ccw"], 2, Want::Contains("invalid virtio transport 'ccw': expected mmio or pci")),
+        ("virtio transport unknown", &["--kernel", "raw.bin", "--virtio-transport", "ccw"], 2, Want::Contains("invalid virtio transport 'ccw': expected auto, mmio or pci")),
         ("timeout 0", &["--kernel", "raw.bin", "--timeout", "0"], 2, Want::Contains("'--timeout <SECONDS>'")),
         ("kernel address not a number", &["--kernel", "raw.bin", "--kernel-addr", "zz"], 2, Want::Contains("'zz'")),
         ("kernel format unknown", &["--kernel", "raw.bin", "--kernel-format", "pe"], 2, Want::Contains("'pe'")),

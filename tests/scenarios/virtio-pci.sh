@@ -1,5 +1,5 @@
-# --virtio-transport pci: disks, a network card and virtio-rng as modern virtio-pci functions behind the
-# PCIe host bridge. The guest finds them on its PCI bus (vendor 1af4, modern ids), its virtio drivers take
+# --virtio-transport pci (what a Linux guest gets by default on the AIA): disks, a network card and
+# virtio-rng as modern virtio-pci functions behind the PCIe host bridge. The guest finds them on its PCI bus (vendor 1af4, modern ids), its virtio drivers take
 # one MSI-X vector per queue, data crosses the disk and the network both ways with identical checksums,
 # and the guest's I/O costs no virtio exits to rvvmm (notifications are ioeventfds, interrupts irqfds):
 # rvvmm's exit counts show no virtio-mmio window and only configuration-time PCI exits.

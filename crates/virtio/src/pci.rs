@@ -162,7 +162,10 @@ impl MsixInterrupt {
     /// How many times vector `v` was signalled since the last call (reads its eventfd's count; for
     /// tests and fuzzing, where no hypervisor consumes it).
     pub fn fired(&self, v: usize) -> u64 {
-        self.eventfds.get(v).and_then(|e| e.read().ok()).unwrap_or(0)
+        self.eventfds
+            .get(v)
+            .and_then(|e| e.read().ok())
+            .unwrap_or(0)
     }
 
     /// Number of vectors (the MSI-X table size).

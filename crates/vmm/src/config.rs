@@ -404,22 +404,50 @@ impl FromStr for IrqchipMode {
 /// `--virtio-transport`: how virtio devices reach the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VirtioTransport {
-    /// virtio-mmio windows in the device tree, each on a wired interrupt (works with both irqchips).
+    /// virtio-pci for a Linux kernel on the in-kernel AIA, virtio-mmio otherwise (see
+    /// [`VirtioTransport::resolve`]).
     #[default]
+    Auto,
+    /// virtio-mmio windows in the device tree, each on a wired interrupt (works with both irqchips).
     Mmio,
     /// Modern virtio-pci functions behind the PCIe host bridge, with an MSI-X vector per queue through
     /// irqfds (needs the in-kernel AIA: the vectors are MSIs to the guest's IMSIC).
     Pci,
 }
 
+impl VirtioTransport {
+    /// The transport to use: `auto` is virtio-pci when the guest's interrupt controller takes MSIs
+    /// (`msi`: the in-kernel AIA) and the kernel is a Linux `Image` (`linux`), which probes PCI and
+    /// gets an interrupt per queue without an exit; virtio-mmio otherwise: the userspace PLIC has no
+    /// MSI, and bare-metal kernels written for QEMU `virt` look for virtio-mmio devices.
+    pub fn resolve(self, msi: bool, linux: bool) -> VirtioTransport {
+        match self {
+            VirtioTransport::Auto if msi && linux => VirtioTransport::Pci,
+            VirtioTransport::Auto => VirtioTransport::Mmio,
+            chosen => chosen,
+        }
+    }
+}
+
+impl std::fmt::Display for VirtioTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VirtioTransport::Auto => "auto",
+            VirtioTransport::Mmio => "mmio",
+            VirtioTransport::Pci => "pci",
+        })
+    }
+}
+
 impl FromStr for VirtioTransport {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
+            "auto" => Ok(VirtioTransport::Auto),
             "mmio" => Ok(VirtioTransport::Mmio),
             "pci" => Ok(VirtioTransport::Pci),
             _ => Err(perr(format!(
-                "invalid virtio transport '{s}': expected mmio or pci"
+                "invalid virtio transport '{s}': expected auto, mmio or pci"
             ))),
         }
     }
@@ -554,7 +582,7 @@ impl Default for VmConfig {
             rng: false,
             vsock: None,
             irqchip: IrqchipMode::Auto,
-            virtio_transport: VirtioTransport::Mmio,
+            virtio_transport: VirtioTransport::Auto,
             dump_dtb: None,
             seccomp: true,
         }
@@ -704,6 +732,21 @@ mod tests {
             VirtioTransport::Pci
         );
         assert!("virtio-pci".parse::<VirtioTransport>().is_err());
+        let auto: VirtioTransport = "auto".parse().unwrap();
+        assert_eq!(auto, VirtioTransport::default());
+        // Linux on the AIA gets PCI; the PLIC or a bare-metal kernel gets virtio-mmio.
+        assert_eq!(auto.resolve(true, true), VirtioTransport::Pci);
+        assert_eq!(auto.resolve(false, true), VirtioTransport::Mmio);
+        assert_eq!(auto.resolve(true, false), VirtioTransport::Mmio);
+        // An explicit choice stands (the PLIC with pci is refused by the preflight checks).
+        assert_eq!(
+            VirtioTransport::Mmio.resolve(true, true),
+            VirtioTransport::Mmio
+        );
+        assert_eq!(
+            VirtioTransport::Pci.resolve(true, false),
+            VirtioTransport::Pci
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ struct PciState {
 /// What adding a virtio device needs besides the device.
 struct VirtioContext<'a> {
     config: &'a VmConfig,
+    /// The resolved transport (never `Auto`).
+    transport: VirtioTransport,
     mem: &'a GuestMemoryMmap,
     irqchip: &'a GuestIrqchip,
     vm: &'a Arc<Vm>,
@@ -154,12 +156,14 @@ impl DeviceManager {
     pub fn add_virtio_devices(
         &mut self,
         config: &VmConfig,
+        transport: VirtioTransport,
         mem: &GuestMemoryMmap,
         irqchip: &GuestIrqchip,
         vm: &Arc<Vm>,
     ) -> Result<(), Error> {
         let ctx = VirtioContext {
             config,
+            transport,
             mem,
             irqchip,
             vm,
@@ -219,8 +223,9 @@ impl DeviceManager {
     ) -> Result<(), Error> {
         let is_net = device.device_type() == virtio::device_type::NET;
         let dev_err = |e: &dyn std::fmt::Display| Error::Devices(format!("{what}: {e}"));
-        let (transport, mmio) = match ctx.config.virtio_transport {
-            VirtioTransport::Mmio => {
+        let (transport, mmio) = match ctx.transport {
+            // `Auto` is resolved before devices are added; virtio-mmio is its fallback anyway.
+            VirtioTransport::Mmio | VirtioTransport::Auto => {
                 let (base, irq) = virtio_mmio_slot(self.virtio.len())
                     .ok_or_else(|| dev_err(&"no free virtio-mmio slot"))?;
                 let interrupt = Arc::new(VirtioInterrupt::new(ctx.irqchip.line(irq)));

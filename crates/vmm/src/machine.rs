@@ -175,8 +175,15 @@ pub fn start(
     let input = Arc::new(ConsoleInput::new());
     let mut devices = DeviceManager::new(filters.clone());
     let uart = devices.add_platform_devices(&irqchip, input.clone(), exits.clone())?;
-    devices.add_virtio_devices(config, &mem, &irqchip, &vm)?;
+    // Passthrough devices first: they keep PCI slots 1, 2, ... in --device order; virtio-pci follows.
     devices.add_passthrough_devices(passthrough, &mem, config.memory, &irqchip, &vm)?;
+    let linux = plan.kernel.format == KernelFormat::Image;
+    let transport = config.virtio_transport.resolve(irqchip.is_aia(), linux);
+    log::info!(
+        "virtio transport: {transport} (--virtio-transport {})",
+        config.virtio_transport
+    );
+    devices.add_virtio_devices(config, transport, &mem, &irqchip, &vm)?;
     devices.finish_pci()?;
 
     let fdt = create_fdt(&FdtConfig {

@@ -81,25 +81,6 @@ pub const HUGE_PAGE: u64 = 2 << 20;
 
 /// Runs every check; `allowed_cpus` and `host_memory` describe the host.
 pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Result<Plan, Error> {
-    let extra = usize::from(config.rng) + usize::from(config.vsock.is_some());
-    let virtio = config.disks.len() + config.nets.len() + extra;
-    if config.virtio_transport == VirtioTransport::Pci {
-        // PCI slot 0 is the host bridge; passthrough devices share the bus.
-        let room = pci::root::NUM_SLOTS - 1;
-        if virtio + config.devices.len() > room {
-            return Err(Error::Devices(format!(
-                "too many PCI devices: {virtio} virtio and {} --device, at most {room} in all",
-                config.devices.len()
-            )));
-        }
-    } else if virtio > arch::layout::VIRTIO_MMIO_SLOTS as usize {
-        return Err(Error::Devices(format!(
-            "too many virtio devices: {} --disk, {} --net and {extra} rng/vsock, at most {} in all",
-            config.disks.len(),
-            config.nets.len(),
-            arch::layout::VIRTIO_MMIO_SLOTS
-        )));
-    }
     check_distinct_disks(config)?;
     if !config.devices.is_empty() && config.irqchip == IrqchipMode::Plic {
         return Err(Error::Devices(
@@ -163,6 +144,31 @@ pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Res
         path: config.kernel.clone(),
         source,
     })?;
+    // `auto` is assumed to find the AIA unless the PLIC is asked for (if the host has none, the devices
+    // go to virtio-mmio and the slot check happens when they are placed).
+    let linux = kernel.format == KernelFormat::Image;
+    let transport = config
+        .virtio_transport
+        .resolve(config.irqchip != IrqchipMode::Plic, linux);
+    let extra = usize::from(config.rng) + usize::from(config.vsock.is_some());
+    let virtio = config.disks.len() + config.nets.len() + extra;
+    if transport == VirtioTransport::Pci {
+        // PCI slot 0 is the host bridge; passthrough devices share the bus.
+        let room = pci::root::NUM_SLOTS - 1;
+        if virtio + config.devices.len() > room {
+            return Err(Error::Devices(format!(
+                "too many PCI devices: {virtio} virtio and {} --device, at most {room} in all",
+                config.devices.len()
+            )));
+        }
+    } else if virtio > arch::layout::VIRTIO_MMIO_SLOTS as usize {
+        return Err(Error::Devices(format!(
+            "too many virtio devices: {} --disk, {} --net and {extra} rng/vsock, at most {} in all",
+            config.disks.len(),
+            config.nets.len(),
+            arch::layout::VIRTIO_MMIO_SLOTS
+        )));
+    }
     let kernel_end = kernel.end;
     let initrd_len = match &config.initrd {
         Some(p) => Some(open_file(p, "initrd")?.1),
@@ -330,8 +336,17 @@ mod tests {
         c.irqchip = IrqchipMode::Auto;
         assert!(check(&c, &[0, 1], HOST_MEM).is_ok());
 
+        // Nine disks fit the PCI bus a Linux kernel gets on the AIA, not the eight virtio-mmio slots.
         let mut c = config(k);
         c.disks = vec!["path=x".parse().unwrap(); 9];
+        c.virtio_transport = VirtioTransport::Mmio;
         assert!(msg(&c).contains("too many virtio devices"), "{}", msg(&c));
+        c.virtio_transport = VirtioTransport::Auto;
+        c.disks = vec!["path=x".parse().unwrap(); 32];
+        assert!(
+            msg(&c).contains("too many PCI devices: 32 virtio"),
+            "{}",
+            msg(&c)
+        );
     }
 }
