@@ -1,15 +1,17 @@
 # Side-by-side benchmark, one VMM per L1 boot (resources/bench.sh vmm boots a fresh L1 for each VMM and
 # round, order rotated): rvvmm or QEMU-KVM (Debian's qemu-system-riscv64 in L1), the same L2 kernel +
-# initramfs, 2 vcpus, 512M, each VMM with the transports a user gets by default: rvvmm virtio-mmio on the
-# in-kernel AIA; QEMU virtio-pci (`-drive if=virtio`, `-device virtio-net-pci`) on `virt,aia=aplic-imsic`,
-# the in-kernel AIA with MSI-X (QEMU's plain `virt` emulates a PLIC in userspace instead). Prints numbers only:
+# initramfs, 2 vcpus, 512M, each VMM with the transports a user gets by default: rvvmm virtio-pci with
+# MSI-X on the in-kernel AIA (--virtio-transport auto); QEMU virtio-pci (`-drive if=virtio`, `-device
+# virtio-net-pci`) on `virt,aia=aplic-imsic`, the in-kernel AIA with MSI-X (QEMU's plain `virt` emulates a
+# PLIC in userspace instead). Prints numbers only:
 #   BENCH-VMM vmm=V metric=M value=X unit=U
 # VM 1 (disk + tools disk + tap): iobench on /dev/vda with O_DIRECT (sequential 1 MiB writes and reads,
 #   4 KiB random reads at queue depth 1 and 4 (four processes)), TCP both ways and 1-byte round trips
 #   between L1 and the guest (vmbench; L1 measures), then the VMM's memory beside the guest RAM it backs;
 # VM 2: boot to init and to poweroff (rvvmm.poweroff), rvvmm's own start-up cost from its log;
-# the variant rvvmm-hugepages runs rvvmm with --hugepages (guest RAM in 2 MiB hugetlb pages), and
-# rvvmm-pci with --virtio-transport pci (virtio-pci with MSI-X, the transport QEMU uses);
+# the variant rvvmm-hugepages runs rvvmm with --hugepages (guest RAM in 2 MiB hugetlb pages),
+# rvvmm-mmio with --virtio-transport mmio, rvvmm-pci with --virtio-transport pci (what rvvmm's default,
+# auto, picks for this Linux guest on the AIA; the name of BENCHMARKS.md's run from before auto);
 # VMs 3 and 4: memory overhead of a bare VM with 1 and 2 vcpus, idle at its shell.
 . /scenarios/lib.sh
 vmm=rvvmm
@@ -35,6 +37,7 @@ if [ "$vmm" = rvvmm-hugepages ]; then
   rvvmm_extra=--hugepages
 fi
 [ "$vmm" = rvvmm-pci ] && rvvmm_extra="--virtio-transport pci"
+[ "$vmm" = rvvmm-mmio ] && rvvmm_extra="--virtio-transport mmio"
 if [ "$vmm" = qemu ]; then
   command -v qemu-system-riscv64 >/dev/null || { echo "BENCH-VMM-ERROR no qemu-system-riscv64 in L1 (RVVMM_L1_QEMU=1)"; exit 1; }
   ver=$(qemu-system-riscv64 --version | head -1)
