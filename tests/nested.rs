@@ -319,6 +319,7 @@ fn seccomp_filters_confine_every_thread_and_name_a_forbidden_call() {
         ("vcpu", "vcpu0"),
         ("virtio-io", "virtio-io"),
         ("console-in", "console-in"),
+        ("console-out", "console-out"),
         ("signals", "signals"),
         ("rtc-alarm", "rtc-alarm"),
         ("timeout", "timeout"),

@@ -24,7 +24,7 @@ else
 fi
 grep -q 'forbidden system call' err && { echo "SECCOMP-UNEXPECTED-KILL"; fails=$((fails + 1)); }
 
-for kind in main vcpu virtio-io console-in signals rtc-alarm timeout; do
+for kind in main vcpu virtio-io console-in console-out signals rtc-alarm timeout; do
   RVVMM_SECCOMP_SELFTEST=$kind rvvmm --kernel "$GK" --initrd "$GI" --memory 128M --disk path=sc.img \
     --timeout 120 </dev/null >out-$kind 2>err-$kind
   rc=$?

@@ -16,7 +16,7 @@ use arch::layout::{
     UART0_SIZE, VIRTIO_MMIO_SIZE,
 };
 use arch::{virtio_mmio_slot, PciHostConfig, VirtioMmioDevice};
-use devices::console::ConsoleInput;
+use devices::console::{ConsoleInput, ConsoleOutput};
 use devices::goldfish_rtc::GoldfishRtc;
 use devices::serial::Uart;
 use devices::sifive_test::{FinisherRequest, SifiveTest};
@@ -77,6 +77,8 @@ struct VirtioContext<'a> {
 /// Every device of the VM and the bus they are reached through.
 pub struct DeviceManager {
     bus: MmioBus,
+    /// The guest console's output (UART and SBI console), written to stdout a line at a time.
+    console_out: ConsoleOutput,
     virtio: Vec<VirtioSlot>,
     pci: Option<PciState>,
     /// The seccomp filters the threads of devices install (`None` with `--seccomp off`).
@@ -88,6 +90,7 @@ impl DeviceManager {
     pub fn new(seccomp: Option<Arc<Filters>>) -> DeviceManager {
         DeviceManager {
             bus: MmioBus::new(),
+            console_out: ConsoleOutput::new(Box::new(std::io::stdout())),
             virtio: Vec::new(),
             pci: None,
             seccomp,
@@ -115,9 +118,16 @@ impl DeviceManager {
         input: Arc<ConsoleInput>,
         exits: ExitSender,
     ) -> Result<Arc<Mutex<Uart>>, Error> {
+        let hook = self.thread_hook(ThreadKind::ConsoleOut);
+        self.console_out
+            .spawn_flusher(hook)
+            .map_err(|source| Error::Io {
+                what: "cannot start the console output thread".into(),
+                source,
+            })?;
         let uart = Arc::new(Mutex::new(Uart::new(
             irqchip.line(UART0_IRQ),
-            Box::new(std::io::stdout()),
+            Box::new(self.console_out.clone()),
             input,
         )));
         self.insert(UART0_BASE, UART0_SIZE, uart.clone())?;
@@ -467,8 +477,15 @@ impl DeviceManager {
         std::mem::take(&mut self.bus)
     }
 
-    /// Flushes every device (disks to their files) before rvvmm exits, whatever the reason.
+    /// The guest console's output, for the SBI console (the same buffer as the UART's).
+    pub fn console_output(&self) -> ConsoleOutput {
+        self.console_out.clone()
+    }
+
+    /// Flushes every device (disks to their files, the console to stdout) before rvvmm exits, whatever
+    /// the reason.
     pub fn shutdown(&self) {
+        self.console_out.close();
         for s in &self.virtio {
             s.transport
                 .lock()

@@ -257,7 +257,7 @@ pub fn start(
     let shared = Arc::new(VcpuShared {
         bus: devices.take_bus(),
         mem,
-        sbi: SbiConsole::stdout(input),
+        sbi: SbiConsole::on_output(devices.console_output(), input),
         exits,
         unmapped_warnings: AtomicU32::new(0),
         gate: gate.clone(),

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use devices::console::ConsoleInput;
+use devices::console::{ConsoleInput, ConsoleOutput};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 /// Legacy SBI v0.1 console putchar.
@@ -61,11 +61,11 @@ impl SbiConsole {
         SbiConsole { out, input }
     }
 
-    /// A console on rvvmm's stdout.
-    pub fn stdout(input: Arc<ConsoleInput>) -> Self {
+    /// A console printing through `out` (rvvmm's stdout, shared with the UART so the order holds).
+    pub fn on_output(out: ConsoleOutput, input: Arc<ConsoleInput>) -> Self {
         Self::new(
-            Box::new(|b| {
-                let mut o = std::io::stdout().lock();
+            Box::new(move |b| {
+                let mut o = out.clone();
                 o.write_all(b)?;
                 o.flush()
             }),

@@ -42,11 +42,13 @@ pub enum ThreadKind {
     Timeout,
     /// The API thread: accepts connections on the API socket, reads requests and writes answers.
     Api,
+    /// The console output thread: writes the guest's partial lines to stdout.
+    ConsoleOut,
 }
 
 impl ThreadKind {
     /// Every kind.
-    pub const ALL: [ThreadKind; 8] = [
+    pub const ALL: [ThreadKind; 9] = [
         ThreadKind::Main,
         ThreadKind::Vcpu,
         ThreadKind::VirtioIo,
@@ -55,6 +57,7 @@ impl ThreadKind {
         ThreadKind::RtcAlarm,
         ThreadKind::Timeout,
         ThreadKind::Api,
+        ThreadKind::ConsoleOut,
     ];
 
     /// The name used in messages and in [`SELFTEST_ENV`].
@@ -68,6 +71,7 @@ impl ThreadKind {
             ThreadKind::RtcAlarm => "rtc-alarm",
             ThreadKind::Timeout => "timeout",
             ThreadKind::Api => "api",
+            ThreadKind::ConsoleOut => "console-out",
         }
     }
 }
@@ -133,7 +137,8 @@ pub fn allowed(kind: ThreadKind) -> Vec<libc::c_long> {
         ThreadKind::Console => calls.extend_from_slice(&[libc::SYS_read, libc::SYS_ioctl]),
         ThreadKind::Signals => calls.push(libc::SYS_rt_sigtimedwait),
         ThreadKind::RtcAlarm => calls.push(libc::SYS_ioctl),
-        ThreadKind::Timeout => {}
+        // Writing (COMMON has write) and sleeping only.
+        ThreadKind::Timeout | ThreadKind::ConsoleOut => {}
         // Its listening socket exists already: it accepts, reads, writes, sets timeouts.
         ThreadKind::Api => calls.extend_from_slice(&[
             libc::SYS_accept,
