@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use devices::interrupt::IrqLine;
 use devices::MmioDevice;
-use virtio::mmio::reg;
 use virtio::interrupt::Interrupt;
+use virtio::mmio::reg;
 use virtio::{MmioTransport, VirtioDevice, VirtioInterrupt};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 

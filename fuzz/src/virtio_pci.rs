@@ -149,13 +149,7 @@ pub fn run_and_report(data: &[u8]) -> (u16, u64) {
         return (0, 0);
     };
     let t = Arc::new(Mutex::new(t));
-    let mut d = VirtioPciDevice::new(
-        t.clone(),
-        interrupt.clone(),
-        vm.clone(),
-        BAR,
-        vec![WINDOW],
-    );
+    let mut d = VirtioPciDevice::new(t.clone(), interrupt.clone(), vm.clone(), BAR, vec![WINDOW]);
     let mut input = Input::new(data);
     let flags = input.u8();
     let size = 1u16 << (input.u8() % 9);
@@ -195,10 +189,7 @@ pub fn run_and_report(data: &[u8]) -> (u16, u64) {
         }
         check_notifications(&mut d, &vm, 1);
     }
-    (
-        crate::virtio_driver::used_idx(&mem, 0),
-        interrupt.fired(1),
-    )
+    (crate::virtio_driver::used_idx(&mem, 0), interrupt.fired(1))
 }
 
 /// Seeds: the set-up and one 64-byte buffer served; the same with BAR 0 sized and moved (decoding off
@@ -211,7 +202,10 @@ pub fn seeds() -> Vec<Vec<u8>> {
         desc.extend_from_slice(&2u16.to_le_bytes()); // device-writable
         desc.extend_from_slice(&0u16.to_le_bytes());
         b.u8(4).u16(0).u8(0).short_bytes(&desc);
-        b.u8(4).u16(AVAIL_OFFSET as u16 + 4).u8(0).short_bytes(&[0, 0]);
+        b.u8(4)
+            .u16(AVAIL_OFFSET as u16 + 4)
+            .u8(0)
+            .short_bytes(&[0, 0]);
         b.u8(6).u16(1).u8(0);
         b.u8(5).u16(0).u8(0);
     };

@@ -667,10 +667,15 @@ mod tests {
     use pci::config::{COMMAND_BUS_MASTER, VENDOR_ID};
     use vm_memory::GuestMemoryMmap;
 
+    /// An MSI route as set: GSI and message (address, data).
+    type Route = (u32, Option<(u64, u32)>);
+    /// A vendor capability as Linux reads it: (cfg_type, bar, offset, length, notify multiplier).
+    type VendorCap = (u8, u8, u32, u32, u32);
+
     /// Records what the transport asked of the VM.
     #[derive(Default)]
     struct FakeVm {
-        routes: Mutex<Vec<(u32, Option<(u64, u32)>)>>,
+        routes: Mutex<Vec<Route>>,
         irqfds: Mutex<Vec<u32>>,
         /// Registered ioeventfd addresses (removed on unregister).
         ioeventfds: Mutex<Vec<u64>>,
@@ -743,7 +748,7 @@ mod tests {
 
     /// Walks the capability list as Linux's virtio_pci_modern does: (cfg_type, bar, offset, length,
     /// notify multiplier) of each vendor capability, and the MSI-X capability's offset.
-    fn walk(d: &mut VirtioPciDevice) -> (Vec<(u8, u8, u32, u32, u32)>, Option<u16>) {
+    fn walk(d: &mut VirtioPciDevice) -> (Vec<VendorCap>, Option<u16>) {
         let mut caps = Vec::new();
         let mut msix = None;
         let mut ptr = cfg_r(d, CAPABILITY_POINTER, 1) as u16;
