@@ -152,6 +152,30 @@ impl BarRegisters {
             .filter_map(|(i, b)| b.map(|b| (i, b)))
     }
 
+    /// Serves a configuration space read of `data.len()` bytes at `offset` if it falls in the BAR
+    /// registers; returns whether it did.
+    pub fn config_read(&self, offset: u16, data: &mut [u8]) -> bool {
+        let dword = offset & !3;
+        if !Self::covers(dword) {
+            return false;
+        }
+        let value = self.read(usize::from((dword - crate::config::BAR0) / 4));
+        crate::config::read_dword_part(value, (offset & 3) as usize, data);
+        true
+    }
+
+    /// Applies a configuration space write of `data` at `offset` if it falls in the BAR registers:
+    /// `None` when it does not, else `Some` of the move it caused (if the BAR's address changed).
+    pub fn config_write(&mut self, offset: u16, data: &[u8]) -> Option<Option<BarMove>> {
+        let dword = offset & !3;
+        if !Self::covers(dword) {
+            return None;
+        }
+        let reg = usize::from((dword - crate::config::BAR0) / 4);
+        let value = crate::config::write_dword_part(self.read(reg), (offset & 3) as usize, data);
+        Some(self.write(reg, value))
+    }
+
     /// Whether `offset` (a configuration space offset) falls in the BAR registers.
     pub fn covers(offset: u16) -> bool {
         (crate::config::BAR0..crate::config::BAR0 + 4 * NUM_BARS as u16).contains(&offset)
@@ -239,6 +263,21 @@ mod tests {
         let m = r.write(5, 0).unwrap();
         assert_eq!(m.new, 0x4000_0000);
         assert_eq!(r.get(4).unwrap().addr, 0x4000_0000);
+    }
+
+    #[test]
+    fn config_space_accesses_reach_the_registers_by_parts() {
+        let mut r = BarRegisters::new();
+        r.declare(0, MEM32, 0x1000, 0x4000_0000).unwrap();
+        let mut b = [0u8; 2];
+        assert!(r.config_read(0x12, &mut b));
+        assert_eq!(b, [0x00, 0x40]);
+        assert!(!r.config_read(0x0c, &mut b));
+        // A 2-byte write of the upper half moves the BAR; outside the BARs nothing is applied.
+        let m = r.config_write(0x12, &[0x01, 0x40]).unwrap().unwrap();
+        assert_eq!((m.old, m.new), (0x4000_0000, 0x4001_0000));
+        assert_eq!(r.config_write(0x12, &[0x01, 0x40]), Some(None));
+        assert_eq!(r.config_write(0x30, &[0xff; 4]), None);
     }
 
     #[test]

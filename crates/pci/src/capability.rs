@@ -6,6 +6,8 @@ use crate::config::{CAPABILITY_POINTER, CONFIG_SPACE_SIZE, STATUS, STATUS_CAPABI
 pub const CAP_ID_MSI: u8 = 0x05;
 /// Capability ID of MSI-X.
 pub const CAP_ID_MSIX: u8 = 0x11;
+/// Capability id: vendor-specific (virtio-pci's structures).
+pub const CAP_ID_VENDOR: u8 = 0x09;
 /// Capability ID of PCI Express.
 pub const CAP_ID_PCIE: u8 = 0x10;
 

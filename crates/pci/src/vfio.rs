@@ -22,8 +22,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::bar::{BarKind, BarRegisters};
 use crate::capability::{capabilities, CAP_ID_MSI, CAP_ID_MSIX};
 use crate::config::{
-    read_dword_part, write_dword_part, BAR0, COMMAND, COMMAND_MEMORY, CONFIG_SPACE_SIZE,
-    INTERRUPT_PIN, NUM_BARS, ROM_BAR,
+    BAR0, COMMAND, COMMAND_MEMORY, CONFIG_SPACE_SIZE, INTERRUPT_PIN, NUM_BARS, ROM_BAR,
 };
 use crate::msix::{MsiRouting, MsixCap, MsixTable};
 use crate::passthrough::PassthroughTarget;
@@ -544,9 +543,7 @@ impl VfioPciDevice {
 impl PciDevice for VfioPciDevice {
     fn config_read(&mut self, offset: u16, data: &mut [u8]) {
         let dword = offset & !3;
-        let shift = (offset & 3) as usize;
-        if BarRegisters::covers(dword) {
-            read_dword_part(self.bars.read(usize::from((dword - BAR0) / 4)), shift, data);
+        if self.bars.config_read(offset, data) {
             return;
         }
         if dword == ROM_BAR {
@@ -576,10 +573,8 @@ impl PciDevice for VfioPciDevice {
     fn config_write(&mut self, offset: u16, data: &[u8]) {
         let dword = offset & !3;
         let shift = (offset & 3) as usize;
-        if BarRegisters::covers(dword) {
-            let reg = usize::from((dword - BAR0) / 4);
-            let value = write_dword_part(self.bars.read(reg), shift, data);
-            if let Some(m) = self.bars.write(reg, value) {
+        if let Some(moved) = self.bars.config_write(offset, data) {
+            if let Some(m) = moved {
                 log::debug!(
                     "--device {}: BAR {} moves {:#x} -> {:#x}",
                     self.bdf,

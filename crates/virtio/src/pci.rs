@@ -13,8 +13,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use pci::capability::{CAP_ID_MSIX, CAP_ID_VENDOR};
 use pci::config::{
-    read_dword_part, write_dword_part, BAR0, CAPABILITY_POINTER, COMMAND, COMMAND_MEMORY,
+    read_dword_part, write_dword_part, CAPABILITY_POINTER, COMMAND, COMMAND_MEMORY,
     CONFIG_SPACE_SIZE, STATUS_CAPABILITIES,
 };
 use pci::msix::{MsixTable, MSIX_ENTRY_SIZE};
@@ -76,9 +77,7 @@ mod common {
     pub const QUEUE_DEVICE: u64 = 0x30;
 }
 
-/// Vendor-specific capability id, and the virtio structure types it points at.
-const CAP_ID_VENDOR: u8 = 0x09;
-const CAP_ID_MSIX: u8 = 0x11;
+/// The virtio structure types a vendor capability points at.
 const CFG_COMMON: u8 = 1;
 const CFG_NOTIFY: u8 = 2;
 const CFG_ISR: u8 = 3;
@@ -545,9 +544,10 @@ impl PciDevice for VirtioPciDevice {
     fn config_read(&mut self, offset: u16, data: &mut [u8]) {
         let dword = offset & !3;
         let shift = (offset & 3) as usize;
-        let value = if BarRegisters::covers(dword) {
-            self.bars.read(usize::from((dword - BAR0) / 4))
-        } else if dword == COMMAND {
+        if self.bars.config_read(offset, data) {
+            return;
+        }
+        let value = if dword == COMMAND {
             u32::from(self.command) | (u32::from(STATUS_CAPABILITIES) << 16)
         } else if dword == u16::from(MSIX_CAP) {
             let mut v = [0u8; 4];
@@ -570,10 +570,8 @@ impl PciDevice for VirtioPciDevice {
     fn config_write(&mut self, offset: u16, data: &[u8]) {
         let dword = offset & !3;
         let shift = (offset & 3) as usize;
-        if BarRegisters::covers(dword) {
-            let reg = usize::from((dword - BAR0) / 4);
-            let value = write_dword_part(self.bars.read(reg), shift, data);
-            if self.bars.write(reg, value).is_some() {
+        if let Some(moved) = self.bars.config_write(offset, data) {
+            if moved.is_some() {
                 self.update_notifications();
             }
         } else if dword == COMMAND {
@@ -664,7 +662,7 @@ mod tests {
     use super::*;
     use crate::test_utils::{add_chain, mem, used, Mock};
     use crate::{Rng, VIRTIO_F_VERSION_1};
-    use pci::config::{COMMAND_BUS_MASTER, VENDOR_ID};
+    use pci::config::{BAR0, COMMAND_BUS_MASTER, VENDOR_ID};
     use vm_memory::GuestMemoryMmap;
 
     /// An MSI route as set: GSI and message (address, data).
