@@ -594,6 +594,16 @@ fn test_virtio_blk(tb: u64) {
     }
     mmio_w(0x38, QSIZE as u32);
     let (q, req) = (&raw mut QUEUE, &raw mut REQ);
+    // A driver hands the device clean rings: the hostile tests may have left an available index of
+    // 1000 in this memory, which the device would see (and refuse) as soon as DRIVER_OK kicks it.
+    // SAFETY: QUEUE is this hart's; the device is reset, so nothing else touches it.
+    unsafe {
+        write_volatile(&raw mut (*q).avail[0], 0);
+        write_volatile(&raw mut (*q).avail[1], 0);
+        write_volatile(&raw mut (*q).used_flags, 0);
+        write_volatile(&raw mut (*q).used_idx, 0);
+        fence(Ordering::SeqCst);
+    }
     let qa = q as usize;
     let desc = qa;
     let avail = qa + core::mem::offset_of!(VirtQueue, avail);
