@@ -61,6 +61,16 @@ pub struct Bar {
     pub addr: u64,
 }
 
+impl Bar {
+    /// Whether the BAR lies wholly inside one of `windows` (base, size): where it decodes, as opposed
+    /// to, e.g., where a sizing pattern left it.
+    pub fn within(&self, windows: &[(u64, u64)]) -> bool {
+        windows.iter().any(|&(base, size)| {
+            self.addr >= base && self.addr.saturating_add(self.size) <= base.saturating_add(size)
+        })
+    }
+}
+
 /// A BAR whose address the guest changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BarMove {
@@ -278,6 +288,11 @@ mod tests {
         assert_eq!((m.old, m.new), (0x4000_0000, 0x4001_0000));
         assert_eq!(r.config_write(0x12, &[0x01, 0x40]), Some(None));
         assert_eq!(r.config_write(0x30, &[0xff; 4]), None);
+        // Inside its window at 0x4001_0000, outside once sized.
+        let windows = [(0x4000_0000, 0x1000_0000)];
+        assert!(r.get(0).unwrap().within(&windows));
+        r.write(0, 0xffff_ffff);
+        assert!(!r.get(0).unwrap().within(&windows));
     }
 
     #[test]

@@ -485,11 +485,7 @@ impl VfioPciDevice {
 
     /// Whether BAR `i` lies inside one of the guest's PCI windows (not, e.g., where sizing left it).
     fn in_window(&self, i: usize) -> bool {
-        self.bars.get(i).is_some_and(|b| {
-            self.windows.iter().any(|&(base, size)| {
-                b.addr >= base && b.addr.saturating_add(b.size) <= base.saturating_add(size)
-            })
-        })
+        self.bars.get(i).is_some_and(|b| b.within(&self.windows))
     }
 
     fn update_vector(&mut self, vector: usize, was_deliverable: bool) {

@@ -420,10 +420,7 @@ impl VirtioPciDevice {
     /// BAR 0's address while it is decoded and inside a PCI window.
     fn live_bar(&self) -> Option<u64> {
         let b = self.bars.get(0)?;
-        let inside = self.windows.iter().any(|&(base, size)| {
-            b.addr >= base && b.addr.saturating_add(b.size) <= base.saturating_add(size)
-        });
-        (self.command & COMMAND_MEMORY != 0 && inside).then_some(b.addr)
+        (self.command & COMMAND_MEMORY != 0 && b.within(&self.windows)).then_some(b.addr)
     }
 
     /// Registers the queue notification ioeventfds where BAR 0 is decoded now (and removes them from
