@@ -13,6 +13,12 @@ pub const FLUSH_AT: usize = 4096;
 /// How long a partial line (a shell prompt, an echoed key) waits for more bytes before the flusher
 /// thread writes it.
 pub const PARTIAL_LINE_DELAY: Duration = Duration::from_millis(5);
+/// How often the flusher thread runs its tick (see [`ConsoleOutput::spawn_flusher`]).
+pub const TICK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Work the flusher thread does every [`TICK_INTERVAL`] (the UART's held writes: see
+/// [`crate::serial::Uart::take_held`]).
+pub type Tick = Box<dyn Fn() + Send>;
 
 /// Guest console output on its way to a writer (rvvmm's stdout).
 ///
@@ -72,31 +78,39 @@ impl ConsoleOutput {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the thread that writes partial lines (it runs `on_start` first); it ends at
-    /// [`ConsoleOutput::close`].
-    pub fn spawn_flusher(&self, on_start: crate::ThreadHook) -> std::io::Result<()> {
+    /// Starts the thread that writes partial lines (it runs `on_start` first, and `tick`, if any, every
+    /// [`TICK_INTERVAL`] and before it looks at the buffer); it ends at [`ConsoleOutput::close`].
+    pub fn spawn_flusher(
+        &self,
+        on_start: crate::ThreadHook,
+        tick: Option<Tick>,
+    ) -> std::io::Result<()> {
         let me = self.clone();
         std::thread::Builder::new()
             .name("console-out".into())
             .spawn(move || {
                 on_start();
-                me.flusher_loop();
+                me.flusher_loop(tick);
             })
             .map(|_| ())
     }
 
-    fn flusher_loop(&self) {
+    fn flusher_loop(&self, tick: Option<Tick>) {
         loop {
-            let mut st = self.lock();
-            while st.buf.is_empty() && !st.closed {
-                st = self
-                    .shared
-                    .waiting
-                    .wait(st)
-                    .unwrap_or_else(|p| p.into_inner());
+            // The tick runs without the lock: it may write here (the UART does).
+            if let Some(t) = &tick {
+                t();
             }
+            let st = self.lock();
             if st.closed {
                 return;
+            }
+            if st.buf.is_empty() {
+                match &tick {
+                    None => drop(self.shared.waiting.wait(st)),
+                    Some(_) => drop(self.shared.waiting.wait_timeout(st, TICK_INTERVAL)),
+                }
+                continue;
             }
             drop(st);
             // Let the rest of the line arrive, then write whatever is there.
@@ -221,7 +235,7 @@ mod tests {
         put(&mut o, b"~ # ");
         assert_eq!(calls.0.lock().unwrap().len(), 2);
         // ...and the flusher writes it.
-        o.spawn_flusher(Box::new(|| {})).unwrap();
+        o.spawn_flusher(Box::new(|| {}), None).unwrap();
         put(&mut o, b"x");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while calls.0.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
@@ -238,6 +252,39 @@ mod tests {
         let total: usize = c.iter().map(Vec::len).sum();
         assert_eq!(total, 12 + 5 + FLUSH_AT + 10 + 1);
         assert_eq!(c.last().unwrap(), &b"!".to_vec());
+    }
+
+    #[test]
+    fn the_tick_runs_periodically_and_its_output_goes_out() {
+        let calls = Calls::default();
+        let o = ConsoleOutput::new(Box::new(calls.clone()));
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (t, w) = (ticks.clone(), o.clone());
+        o.spawn_flusher(
+            Box::new(|| {}),
+            Some(Box::new(move || {
+                // The first tick writes a partial line, as a UART's held last bytes would be.
+                if t.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    let mut w = w.clone();
+                    w.write_all(b"held").unwrap();
+                    w.flush().unwrap();
+                }
+            })),
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while (ticks.load(std::sync::atomic::Ordering::SeqCst) < 3
+            || calls.0.lock().unwrap().is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            ticks.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+            "ticks keep coming with nothing to write"
+        );
+        assert_eq!(*calls.0.lock().unwrap(), vec![b"held".to_vec()]);
+        o.close();
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! The ns16550a UART at UART0: vm-superio's 16550A model on the MMIO bus, output to a writer (rvvmm's
 //! stdout), input from the shared [`ConsoleInput`] queue.
 //!
+//! While the guest polls the UART (the THR-empty interrupt off, as Linux's console writes and bare-metal
+//! kernels do), writes to the data register can be taken by the hypervisor without an exit
+//! ([`HeldWrites`], KVM's coalesced MMIO) and are played into the model, in order, before the next
+//! access to the UART and at least every few milliseconds: an exit per console byte instead of two.
+//! The interrupt-driven transmit of a tty (THR-empty interrupt on) waits for an interrupt after each
+//! FIFO-full of bytes, so then every write exits as before.
+//!
 //! The interrupt is a level, as on real hardware and as the device tree says (level-high): it is high
 //! while the model's IIR reports a pending interrupt, and the line is driven only when that changes. (Pulsing
 //! an edge on every vm-superio trigger made Linux see an interrupt storm it could not attribute.)
@@ -21,6 +28,22 @@ const DATA_OFFSET: u64 = 0;
 const NUM_REGS: u64 = 8;
 /// IIR bit 0: set when no interrupt is pending.
 const IIR_NONE: u8 = 0x01;
+/// Offset of the interrupt enable register (the divisor's high byte while LCR.DLAB is set).
+const IER_OFFSET: u64 = 1;
+/// Offset of the line control register.
+const LCR_OFFSET: u64 = 3;
+/// IER bit 1: the THR-empty interrupt.
+const IER_THRI: u8 = 0x02;
+
+/// Writes to the UART's data register that the hypervisor takes without an exit while told to hold
+/// them, handed back later in order (KVM's coalesced MMIO; a fake in tests).
+pub trait HeldWrites: Send + Sync {
+    /// Hands each write held since the last call to `f` (offset inside the UART, first byte written),
+    /// oldest first.
+    fn take(&self, f: &mut dyn FnMut(u64, u8));
+    /// Starts (`true`) or stops (`false`) holding writes to the data register.
+    fn hold(&self, on: bool) -> Result<(), String>;
+}
 
 /// The UART device.
 pub struct Uart {
@@ -29,6 +52,9 @@ pub struct Uart {
     irq: Arc<dyn IrqLine>,
     level: bool,
     active: bool,
+    held: Option<Arc<dyn HeldWrites>>,
+    holding: bool,
+    held_count: u64,
 }
 
 impl Uart {
@@ -44,6 +70,64 @@ impl Uart {
             irq,
             level: false,
             active: false,
+            held: None,
+            holding: false,
+            held_count: 0,
+        }
+    }
+
+    /// Lets `held` take the guest's writes to the data register while the THR-empty interrupt is off.
+    pub fn set_held_writes(&mut self, held: Arc<dyn HeldWrites>) {
+        self.held = Some(held);
+        self.update_hold();
+    }
+
+    /// How many data register writes came through [`HeldWrites`] (none of them an exit).
+    pub fn held_count(&self) -> u64 {
+        self.held_count
+    }
+
+    /// Plays the writes the hypervisor held into the model, oldest first, and updates the interrupt.
+    /// Every access does this first; call it also periodically (the guest may write its last bytes and
+    /// then not touch the UART again) and before rvvmm stops.
+    pub fn take_held(&mut self) {
+        let Some(held) = self.held.clone() else {
+            return;
+        };
+        let mut n = 0;
+        held.take(&mut |offset, byte| {
+            n += 1;
+            if offset < NUM_REGS {
+                if let Err(e) = self.serial.write(offset as u8, byte) {
+                    log::debug!("uart: held write at {offset:#x}: {e:?}");
+                }
+            }
+        });
+        if n > 0 {
+            self.held_count += n;
+            self.update_irq();
+        }
+    }
+
+    /// Holds data register writes exactly while the THR-empty interrupt is off (the divisor latch
+    /// shares the offsets, so IER counts only with LCR.DLAB clear; held divisor writes are played in
+    /// order too).
+    fn update_hold(&mut self) {
+        let Some(held) = &self.held else {
+            return;
+        };
+        let want = self.serial.state().interrupt_enable & IER_THRI == 0;
+        if want != self.holding {
+            match held.hold(want) {
+                Ok(()) => self.holding = want,
+                Err(e) => {
+                    log::warn!(
+                        "uart: cannot change how data writes are taken: {e}; every write exits"
+                    );
+                    self.held = None;
+                    self.holding = false;
+                }
+            }
         }
     }
 
@@ -85,6 +169,7 @@ impl Uart {
 
 impl MmioDevice for Uart {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
+        self.take_held();
         data.fill(0);
         self.active = true;
         if offset < NUM_REGS && !data.is_empty() {
@@ -97,6 +182,7 @@ impl MmioDevice for Uart {
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
+        self.take_held();
         let first = self.active;
         self.active = true;
         if offset < NUM_REGS && !data.is_empty() {
@@ -106,6 +192,9 @@ impl MmioDevice for Uart {
         }
         if !first {
             self.pump();
+        }
+        if offset == IER_OFFSET || offset == LCR_OFFSET {
+            self.update_hold();
         }
         self.update_irq();
     }
@@ -208,5 +297,144 @@ mod tests {
             uart.write(DATA_OFFSET, b"x");
         }
         assert_eq!(*irq.0.lock().unwrap(), vec![true, false, true]);
+    }
+
+    /// A hypervisor that holds data writes while told to: the test plays the guest's held stores.
+    #[derive(Default)]
+    struct FakeHeld {
+        holding: Mutex<bool>,
+        ring: Mutex<Vec<(u64, u8)>>,
+        toggles: Mutex<Vec<bool>>,
+    }
+
+    impl FakeHeld {
+        /// A guest store to the data register: held when holding, else an exit (`false`).
+        fn store(&self, byte: u8) -> bool {
+            if *self.holding.lock().unwrap() {
+                self.ring.lock().unwrap().push((DATA_OFFSET, byte));
+                true
+            } else {
+                false
+            }
+        }
+    }
+
+    impl HeldWrites for FakeHeld {
+        fn take(&self, f: &mut dyn FnMut(u64, u8)) {
+            for (o, b) in self.ring.lock().unwrap().drain(..) {
+                f(o, b);
+            }
+        }
+        fn hold(&self, on: bool) -> Result<(), String> {
+            *self.holding.lock().unwrap() = on;
+            self.toggles.lock().unwrap().push(on);
+            Ok(())
+        }
+    }
+
+    fn guest_puts(uart: &mut Uart, held: &FakeHeld, s: &[u8]) {
+        for &c in s {
+            let mut lsr = [0u8];
+            uart.read(LSR, &mut lsr);
+            assert_ne!(lsr[0] & 0x20, 0, "THR empty");
+            if !held.store(c) {
+                uart.write(DATA_OFFSET, &[c]);
+            }
+        }
+    }
+
+    #[test]
+    fn polled_writes_are_held_and_played_in_order_before_the_next_access() {
+        let out = SharedBuf::default();
+        let mut uart = Uart::new(
+            Arc::new(Line::default()),
+            Box::new(out.clone()),
+            Arc::new(ConsoleInput::new()),
+        );
+        let held = Arc::new(FakeHeld::default());
+        uart.set_held_writes(held.clone());
+        assert_eq!(*held.toggles.lock().unwrap(), vec![true], "IER is 0: hold");
+        guest_puts(&mut uart, &held, b"abc");
+        // The last byte waits for the next access (or the periodic take).
+        assert_eq!(&*out.0.lock().unwrap(), b"ab");
+        uart.take_held();
+        assert_eq!(&*out.0.lock().unwrap(), b"abc");
+        assert_eq!(uart.held_count(), 3);
+
+        // The divisor latch shares offset 0: held divisor writes land in order too, and a DLAB write to
+        // offset 1 (the divisor's high byte) does not count as IER.
+        uart.write(LCR_OFFSET, &[0x80]);
+        assert!(held.store(0x01));
+        uart.write(IER_OFFSET, &[0x02]);
+        uart.write(LCR_OFFSET, &[0x03]);
+        assert_eq!(uart.serial.state().baud_divisor_low, 0x01);
+        assert_eq!(uart.serial.state().baud_divisor_high, 0x02);
+        assert_eq!(*held.toggles.lock().unwrap(), vec![true]);
+        assert_eq!(
+            &*out.0.lock().unwrap(),
+            b"abc",
+            "divisor writes are not output"
+        );
+    }
+
+    #[test]
+    fn the_thr_empty_interrupt_stops_holding_and_loopback_sees_held_bytes() {
+        let out = SharedBuf::default();
+        let irq = Arc::new(Line::default());
+        let mut uart = Uart::new(
+            irq.clone(),
+            Box::new(out.clone()),
+            Arc::new(ConsoleInput::new()),
+        );
+        let held = Arc::new(FakeHeld::default());
+        uart.set_held_writes(held.clone());
+        guest_puts(&mut uart, &held, b"x");
+        // A tty starts an interrupt-driven transmit: the held byte is played first, then writes exit.
+        uart.write(IER_OFFSET, &[IER_THRI]);
+        assert_eq!(&*out.0.lock().unwrap(), b"x");
+        assert_eq!(*held.toggles.lock().unwrap(), vec![true, false]);
+        assert!(irq.level(), "THR empty interrupt");
+        assert!(!held.store(b'y'));
+        uart.write(DATA_OFFSET, b"y");
+        uart.write(IER_OFFSET, &[0]);
+        assert_eq!(*held.toggles.lock().unwrap(), vec![true, false, true]);
+
+        // Loopback (MCR bit 4) with the RX interrupt on: a held byte reaches the receive side before
+        // the guest's next read, and raises the interrupt when played.
+        uart.write(4, &[0x10]);
+        uart.write(IER_OFFSET, &[0x01]);
+        assert!(held.store(b'z'));
+        let mut b = [0u8];
+        uart.read(LSR, &mut b);
+        assert_eq!(b[0] & 1, 1, "data ready");
+        assert!(irq.level());
+        uart.read(DATA_OFFSET, &mut b);
+        assert_eq!(b[0], b'z');
+        assert_eq!(
+            &*out.0.lock().unwrap(),
+            b"xy",
+            "loopback bytes are not output"
+        );
+    }
+
+    #[test]
+    fn a_hypervisor_that_cannot_hold_leaves_every_write_an_exit() {
+        struct Refuses;
+        impl HeldWrites for Refuses {
+            fn take(&self, _: &mut dyn FnMut(u64, u8)) {}
+            fn hold(&self, _: bool) -> Result<(), String> {
+                Err("no".into())
+            }
+        }
+        let out = SharedBuf::default();
+        let mut uart = Uart::new(
+            Arc::new(Line::default()),
+            Box::new(out.clone()),
+            Arc::new(ConsoleInput::new()),
+        );
+        uart.set_held_writes(Arc::new(Refuses));
+        assert!(uart.held.is_none());
+        uart.write(DATA_OFFSET, b"q");
+        assert_eq!(&*out.0.lock().unwrap(), b"q");
     }
 }

@@ -14,7 +14,7 @@ use kvm_bindings::{
     kvm_irq_routing_entry, kvm_irq_routing_irqchip, kvm_irq_routing_msi, KvmIrqRouting,
     KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
 };
-use kvm_ioctls::{DeviceFd, IoEventAddress, Kvm, NoDatamatch, VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{Cap, DeviceFd, IoEventAddress, Kvm, NoDatamatch, VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::cpu::CpuInfo;
@@ -172,11 +172,98 @@ impl Vm {
             .map_err(ioctl_err(format!("KVM_IOEVENTFD (deassign) at {addr:#x}")))
     }
 
+    /// The VM's coalesced MMIO ring, mapped through `vcpu`'s descriptor (the page is the VM's, whichever
+    /// vcpu maps it); `None` when this KVM has no coalesced MMIO.
+    pub fn coalesced_ring(&self, vcpu: &Vcpu) -> Result<Option<CoalescedRing>> {
+        if !self._kvm.check_extension(Cap::CoalescedMmio) {
+            return Ok(None);
+        }
+        // SAFETY: sysconf has no memory effects.
+        let page_size = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        };
+        let offset =
+            kvm_bindings::KVM_COALESCED_MMIO_PAGE_OFFSET as libc::off_t * page_size as libc::off_t;
+        // SAFETY: a new shared mapping of one page of the vcpu fd at the offset KVM defines for the ring;
+        // the result is checked, and the mapping is owned (and unmapped) by the returned CoalescedRing.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page_size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                vcpu.fd.as_raw_fd(),
+                offset,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(Error::Ioctl {
+                what: "mmap of the coalesced MMIO ring".into(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(Some(CoalescedRing {
+            addr: addr as *mut u8,
+            page_size,
+            reader: std::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Makes guest writes inside `addr..addr+size` go to the coalesced MMIO ring instead of exiting.
+    pub fn register_coalesced_mmio(&self, addr: u64, size: u32) -> Result<()> {
+        self.fd
+            .register_coalesced_mmio(IoEventAddress::Mmio(addr), size)
+            .map_err(ioctl_err(format!(
+                "KVM_REGISTER_COALESCED_MMIO at {addr:#x}"
+            )))
+    }
+
+    /// Undoes [`Vm::register_coalesced_mmio`].
+    pub fn unregister_coalesced_mmio(&self, addr: u64, size: u32) -> Result<()> {
+        self.fd
+            .unregister_coalesced_mmio(IoEventAddress::Mmio(addr), size)
+            .map_err(ioctl_err(format!(
+                "KVM_UNREGISTER_COALESCED_MMIO at {addr:#x}"
+            )))
+    }
+
     /// Sets the level of wired interrupt `irq`.
     pub fn set_irq_line(&self, irq: u32, level: bool) -> Result<()> {
         self.fd
             .set_irq_line(irq, level)
             .map_err(ioctl_err(format!("KVM_IRQ_LINE {irq}")))
+    }
+}
+
+/// The VM's coalesced MMIO ring page (see [`crate::coalesced`]), shared by every thread that takes
+/// writes from it; one reader at a time.
+pub struct CoalescedRing {
+    addr: *mut u8,
+    page_size: usize,
+    reader: std::sync::Mutex<()>,
+}
+
+// SAFETY: the page is only read through `drain`, which serialises readers with `reader`; the kernel
+// side is designed for a concurrent userspace reader.
+unsafe impl Send for CoalescedRing {}
+// SAFETY: as above.
+unsafe impl Sync for CoalescedRing {}
+
+impl CoalescedRing {
+    /// Hands every write KVM has held, oldest first, to `f`; returns how many.
+    pub fn drain(&self, f: &mut dyn FnMut(crate::coalesced::HeldWrite)) -> usize {
+        let _one_reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: `addr` is KVM's ring page of `page_size` bytes (page aligned), mapped for our lifetime;
+        // `reader` keeps other readers out.
+        unsafe { crate::coalesced::drain_ring(self.addr, self.page_size, f) }
+    }
+}
+
+impl Drop for CoalescedRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `Vm::coalesced_ring`, unmapped once.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.page_size) };
     }
 }
 

@@ -3,13 +3,14 @@
 //! Register ids and the vcpu's CPU description are arch-neutral (and unit-tested on any host); everything that
 //! issues KVM ioctls is compiled only for `riscv64`, the one architecture rvvmm runs on.
 
+pub mod coalesced;
 pub mod cpu;
 pub mod regs;
 
 #[cfg(target_arch = "riscv64")]
 mod kvm;
 #[cfg(target_arch = "riscv64")]
-pub use kvm::{Aia, Exit, SbiCall, Vcpu, VcpuInterrupt, Vm};
+pub use kvm::{Aia, CoalescedRing, Exit, SbiCall, Vcpu, VcpuInterrupt, Vm};
 
 /// One entry of the VM's interrupt routing table (KVM_SET_GSI_ROUTING).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

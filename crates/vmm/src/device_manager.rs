@@ -18,7 +18,7 @@ use arch::layout::{
 use arch::{virtio_mmio_slot, PciHostConfig, VirtioMmioDevice};
 use devices::console::{ConsoleInput, ConsoleOutput};
 use devices::goldfish_rtc::GoldfishRtc;
-use devices::serial::Uart;
+use devices::serial::{HeldWrites, Uart};
 use devices::sifive_test::{FinisherRequest, SifiveTest};
 use devices::{MmioBus, SharedMmioDevice};
 use hypervisor::Vm;
@@ -81,6 +81,8 @@ pub struct DeviceManager {
     console_out: ConsoleOutput,
     virtio: Vec<VirtioSlot>,
     pci: Option<PciState>,
+    /// UART0, once created.
+    uart: Option<Arc<Mutex<Uart>>>,
     /// The seccomp filters the threads of devices install (`None` with `--seccomp off`).
     seccomp: Option<Arc<Filters>>,
 }
@@ -93,6 +95,7 @@ impl DeviceManager {
             console_out: ConsoleOutput::new(Box::new(std::io::stdout())),
             virtio: Vec::new(),
             pci: None,
+            uart: None,
             seccomp,
         }
     }
@@ -109,27 +112,41 @@ impl DeviceManager {
             .map_err(|e| Error::Devices(e.to_string()))
     }
 
-    /// Creates the fixed platform devices: UART0 on the console (returned, for the console input thread),
-    /// the sifive,test finisher (its requests become `exits`), the Goldfish RTC, and the PLIC when it is
-    /// the irqchip.
+    /// Creates the fixed platform devices: UART0 on the console (returned, for the console input thread;
+    /// its polled data writes go through `held` when KVM can hold them), the sifive,test finisher (its
+    /// requests become `exits`), the Goldfish RTC, and the PLIC when it is the irqchip.
     pub fn add_platform_devices(
         &mut self,
         irqchip: &GuestIrqchip,
         input: Arc<ConsoleInput>,
         exits: ExitSender,
+        held: Option<Arc<dyn HeldWrites>>,
     ) -> Result<Arc<Mutex<Uart>>, Error> {
+        let mut dev = Uart::new(
+            irqchip.line(UART0_IRQ),
+            Box::new(self.console_out.clone()),
+            input,
+        );
+        let holds = held.is_some();
+        if let Some(h) = held {
+            dev.set_held_writes(h);
+        }
+        let uart = Arc::new(Mutex::new(dev));
+        // The console-out thread also plays the UART's held writes: a guest may write its last bytes
+        // and not touch the UART again.
+        let tick: Option<devices::console::Tick> = holds.then(|| {
+            let uart = uart.clone();
+            Box::new(move || uart.lock().unwrap_or_else(|p| p.into_inner()).take_held())
+                as devices::console::Tick
+        });
         let hook = self.thread_hook(ThreadKind::ConsoleOut);
         self.console_out
-            .spawn_flusher(hook)
+            .spawn_flusher(hook, tick)
             .map_err(|source| Error::Io {
                 what: "cannot start the console output thread".into(),
                 source,
             })?;
-        let uart = Arc::new(Mutex::new(Uart::new(
-            irqchip.line(UART0_IRQ),
-            Box::new(self.console_out.clone()),
-            input,
-        )));
+        self.uart = Some(uart.clone());
         self.insert(UART0_BASE, UART0_SIZE, uart.clone())?;
         let finisher = SifiveTest::new(Box::new(move |req| {
             let why = match req {
@@ -485,6 +502,16 @@ impl DeviceManager {
     /// Flushes every device (disks to their files, the console to stdout) before rvvmm exits, whatever
     /// the reason.
     pub fn shutdown(&self) {
+        if let Some(uart) = &self.uart {
+            let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
+            u.take_held();
+            if u.held_count() > 0 {
+                log::info!(
+                    "uart: {} console writes taken without an exit (coalesced MMIO)",
+                    u.held_count()
+                );
+            }
+        }
         self.console_out.close();
         for s in &self.virtio {
             s.transport

@@ -25,6 +25,8 @@ mod irqchip;
 mod machine;
 #[cfg(target_arch = "riscv64")]
 mod pci_glue;
+#[cfg(target_arch = "riscv64")]
+mod uart_glue;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Sender};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arch::layout::DRAM_BASE;
+use arch::layout::{DRAM_BASE, UART0_BASE};
 use arch::{create_fdt, mmu_type_from_satp_mode, CpuIsa, FdtConfig};
 use devices::console::ConsoleInput;
 use devices::serial::Uart;
@@ -174,7 +174,8 @@ pub fn start(
     // Devices (created before the device tree, which lists them).
     let input = Arc::new(ConsoleInput::new());
     let mut devices = DeviceManager::new(filters.clone());
-    let uart = devices.add_platform_devices(&irqchip, input.clone(), exits.clone())?;
+    let held = uart_held_writes(&vm, &vcpus[0]);
+    let uart = devices.add_platform_devices(&irqchip, input.clone(), exits.clone(), held)?;
     // Passthrough devices first: they keep PCI slots 1, 2, ... in --device order; virtio-pci follows.
     devices.add_passthrough_devices(passthrough, &mem, config.memory, &irqchip, &vm)?;
     let linux = plan.kernel.format == KernelFormat::Image;
@@ -352,6 +353,26 @@ fn create_guest_ram(vm: &Vm, size: u64, hugepages: bool) -> Result<GuestMemoryMm
         };
     }
     Ok(mem)
+}
+
+/// The UART's polled data writes through KVM's coalesced MMIO, when this KVM has it (else every write
+/// exits, as it would anyway).
+fn uart_held_writes(vm: &Arc<Vm>, vcpu: &Vcpu) -> Option<Arc<dyn devices::serial::HeldWrites>> {
+    match vm.coalesced_ring(vcpu) {
+        Ok(Some(ring)) => Some(Arc::new(crate::uart_glue::KvmHeldWrites::new(
+            vm.clone(),
+            ring,
+            UART0_BASE,
+        ))),
+        Ok(None) => {
+            log::debug!("KVM has no coalesced MMIO: every UART write exits");
+            None
+        }
+        Err(e) => {
+            log::warn!("{e}: every UART write exits");
+            None
+        }
+    }
 }
 
 /// Loads the kernel and the initrd where `plan` placed them.

@@ -42,7 +42,8 @@ pub enum ThreadKind {
     Timeout,
     /// The API thread: accepts connections on the API socket, reads requests and writes answers.
     Api,
-    /// The console output thread: writes the guest's partial lines to stdout.
+    /// The console output thread: writes the guest's partial lines to stdout and plays the UART's held
+    /// writes.
     ConsoleOut,
 }
 
@@ -138,7 +139,9 @@ pub fn allowed(kind: ThreadKind) -> Vec<libc::c_long> {
         ThreadKind::Signals => calls.push(libc::SYS_rt_sigtimedwait),
         ThreadKind::RtcAlarm => calls.push(libc::SYS_ioctl),
         // Writing (COMMON has write) and sleeping only.
-        ThreadKind::Timeout | ThreadKind::ConsoleOut => {}
+        ThreadKind::Timeout => {}
+        // Writing; and the UART's held writes it plays may change its interrupt (a KVM or PLIC ioctl).
+        ThreadKind::ConsoleOut => calls.push(libc::SYS_ioctl),
         // Its listening socket exists already: it accepts, reads, writes, sets timeouts.
         ThreadKind::Api => calls.extend_from_slice(&[
             libc::SYS_accept,
