@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use devices::console::ConsoleInput;
 use devices::goldfish_rtc::GoldfishRtc;
 use devices::interrupt::IrqLine;
-use devices::serial::Uart;
+use devices::serial::{HeldWrites, Uart};
 use devices::sifive_test::SifiveTest;
 use devices::MmioBus;
 
@@ -53,15 +53,19 @@ impl IrqLine for NoCheckLine {
     }
 }
 
-/// Runs one input: `op: u8` (0 read, 1 write, 2 console input, 3 pump the UART), then for accesses a
+/// Runs one input: `op: u8` (0 read, 1 write, 2 console input, 3 pump the UART, 4 a one-byte store to
+/// the UART's data register that may be held, 5 play the held stores), then for accesses a
 /// device `u8`, an offset `u16`, a size `u8` (1..=8) and, for writes, the bytes.
 pub fn run(data: &[u8]) {
     let input_queue = Arc::new(ConsoleInput::new());
-    let uart = Arc::new(Mutex::new(Uart::new(
+    let mut dev = Uart::new(
         Arc::new(CheckedLine::default()),
         Box::new(std::io::sink()),
         input_queue.clone(),
-    )));
+    );
+    let held = Arc::new(FakeHeld::default());
+    dev.set_held_writes(held.clone());
+    let uart = Arc::new(Mutex::new(dev));
     let mut bus = MmioBus::new();
     let test = SifiveTest::new(Box::new(|_| {}));
     bus.insert(TEST_BASE, 0x1000, Arc::new(Mutex::new(test)))
@@ -70,7 +74,7 @@ pub fn run(data: &[u8]) {
     bus.insert(UART_BASE, 0x100, uart.clone()).unwrap();
     let mut input = Input::new(data);
     while !input.is_empty() {
-        let op = input.u8() % 4;
+        let op = input.u8() % 6;
         let base = [TEST_BASE, RTC_BASE, UART_BASE, 0][usize::from(input.u8() % 4)];
         let addr = base + u64::from(input.u16() % 0x1100);
         let size = usize::from(input.u8() % 8) + 1;
@@ -100,8 +104,54 @@ pub fn run(data: &[u8]) {
             2 => {
                 input_queue.push(input.short_bytes());
             }
-            _ => uart.lock().unwrap().pump(),
+            3 => uart.lock().unwrap().pump(),
+            // A one-byte store to the data register: held while the UART says so (as KVM's coalesced
+            // MMIO zone does), else an ordinary write.
+            4 => {
+                let byte = input.u8();
+                if !held.store(byte) {
+                    assert!(bus.write(UART_BASE, &[byte]));
+                }
+            }
+            _ => uart.lock().unwrap().take_held(),
         }
+        // Only stores that were held are played (the fake checks the zone is only ever toggled).
+        let u = uart.lock().unwrap();
+        assert!(u.held_count() <= held.stored.load(std::sync::atomic::Ordering::Relaxed));
+    }
+}
+
+/// Held writes as KVM's coalesced MMIO zone on the data register gives them.
+#[derive(Default)]
+struct FakeHeld {
+    holding: Mutex<bool>,
+    ring: Mutex<Vec<u8>>,
+    stored: std::sync::atomic::AtomicU64,
+}
+
+impl FakeHeld {
+    fn store(&self, byte: u8) -> bool {
+        if !*self.holding.lock().unwrap() {
+            return false;
+        }
+        self.ring.lock().unwrap().push(byte);
+        self.stored
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+}
+
+impl HeldWrites for FakeHeld {
+    fn take(&self, f: &mut dyn FnMut(u64, u8)) {
+        for b in std::mem::take(&mut *self.ring.lock().unwrap()) {
+            f(0, b);
+        }
+    }
+    fn hold(&self, on: bool) -> Result<(), String> {
+        let mut h = self.holding.lock().unwrap();
+        assert_ne!(*h, on, "the zone was set to what it was");
+        *h = on;
+        Ok(())
     }
 }
 
