@@ -12,7 +12,8 @@
 #                                  /scenarios/*.sh (Linux unpacks concatenated archives).
 #   images/l1-qemu.cpio.gz         only with --with-qemu (or RVVMM_WITH_QEMU=1): QEMU-KVM for L1, an
 #                                  archive to append after the base one (RVVMM_L1_QEMU=1 l1-initrd.sh):
-#                                  trixie's qemu-system-riscv64 (10.x), the shared libraries it needs
+#                                  trixie's qemu-system-riscv64 (10.x) and perf (linux-perf: the
+#                                  opt-in profile of bench-vmm), the shared libraries they need
 #                                  that the base does not already have, and iPXE's efi-virtio.rom
 #                                  (virtio-net-pci refuses to start without its option ROM). No firmware:
 #                                  under KVM the virt machine boots the kernel directly (-bios none).
@@ -68,9 +69,16 @@ L1_PACKAGES_SKIP='^(adduser|passwd|debconf|debconf-2[.]0|cdebconf|perl-base|dpkg
 # qemu-system-common (on-demand modules for audio, curses, USB redirection, virtio-gpu, and helper
 # programs; qemu-system-riscv64 itself NEEDs none of their libraries), adduser and what it pulls (a
 # maintainer-script tool, for libibverbs1's group).
-QEMU_PACKAGES=(qemu-system-riscv)
-QEMU_PACKAGES_SKIP='^(opensbi|qemu-system-data|qemu-system-common|adduser|passwd|login[.]defs|libpam.*|libsemanage.*|libaudit-common|readline-common|tar)$'
-QEMU_PROGRAMS=(qemu-system-riscv64)
+# linux-perf: trixie's perf (/usr/bin/perf, the version of trixie's 6.12 kernel) for the opt-in profile of
+# tests/scenarios/bench-vmm.sh (rvvmm.bench.perf=1). It NEEDs libperl and libpython (their shared libraries
+# come along), but starts neither interpreter unless asked to run a script: skipped are the interpreters
+# (perl, python3*), their standard libraries (perl-modules-*, libpython3*-stdlib/-minimal) and what only those
+# use (media-types, netbase), ucf (a maintainer-script tool) and libdebuginfod-common (its /etc config only);
+# stage_debs drops libperl's module tree and perf's Python binding, and with them the only users of libdb and
+# libgdbm (perl's DB_File/GDBM_File), skipped too.
+QEMU_PACKAGES=(qemu-system-riscv linux-perf)
+QEMU_PACKAGES_SKIP='^(opensbi|qemu-system-data|qemu-system-common|adduser|passwd|login[.]defs|libpam.*|libsemanage.*|libaudit-common|readline-common|tar|perl|perl-modules-[0-9.]+|python3([.][0-9]+)?(-minimal)?|libpython3([.][0-9]+)?-(stdlib|minimal)|media-types|netbase|ucf|libdebuginfod-common|libdb[0-9.]+t64|libgdbm(-compat)?[0-9]+t64)$'
+QEMU_PROGRAMS=(qemu-system-riscv64 perf)
 # Data files QEMU loads at run time for this use, as "package path": the option ROM every virtio-net-pci
 # device loads (iPXE's; a Recommends of qemu-system-riscv, so outside the closure).
 QEMU_DATA=("ipxe-qemu usr/share/qemu/efi-virtio.rom")
@@ -391,8 +399,11 @@ stage_debs() {
     rm -rf "$x"
     mkdir -p "$x"
     dpkg-deb -x "$DEBDIR/$d" "$x"
+    # Also dropped: perf's scripts, self-tests and Python binding, and libperl's module tree (no Perl or
+    # Python interpreter runs in L1; perf record/report need none of them).
     rm -rf "$x"/usr/share "$x"/usr/include "$x"/usr/lib/*/gconv "$x"/usr/lib/*/pkgconfig "$x"/usr/lib/*/*.a \
-      "$x"/usr/libexec "$x"/var "$x"/lib/systemd "$x"/usr/lib/systemd
+      "$x"/usr/libexec "$x"/var "$x"/lib/systemd "$x"/usr/lib/systemd "$x"/usr/lib/perf-core/scripts \
+      "$x"/usr/lib/perf-core/tests "$x"/usr/lib/python3 "$x"/usr/lib/*/perl
     if [ -n "${STAGE_PROGRAMS:-}" ]; then
       for f in "$x"/bin/* "$x"/sbin/* "$x"/usr/bin/* "$x"/usr/sbin/* "$x"/usr/games/*; do
         [ -e "$f" ] || [ -L "$f" ] || continue
@@ -542,7 +553,10 @@ if [ "$WITH_QEMU" = 1 ]; then
     STAGE_PROGRAMS="${QEMU_PROGRAMS[*]}" stage_debs "$r" "${QEMU_BIN_DEBS[@]}"
     for e in "${QEMU_DATA[@]}"; do
       pkg=${e%% *} f=${e#* }
-      d=$(printf '%s\n' "${QEMU_DEBS[@]}" | grep -m1 "^${pkg}_") || die "QEMU_DATA: no .deb of $pkg"
+      # (awk reads the whole list: a reader that stops early, grep -m1, can fail printf and with pipefail
+      # the lookup)
+      d=$(printf '%s\n' "${QEMU_DEBS[@]}" | awk -v p="${pkg}_" 'index($0, p) == 1 { d = $0 } END { print d }')
+      [ -n "$d" ] || die "QEMU_DATA: no .deb of $pkg"
       rm -rf "$TMP/data-x"
       mkdir -p "$TMP/data-x"
       dpkg-deb -x "$DEBDIR/$d" "$TMP/data-x"
