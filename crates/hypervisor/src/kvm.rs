@@ -21,6 +21,8 @@ use crate::cpu::CpuInfo;
 use crate::regs::{self, reg_id, RegClass};
 use crate::{Error, IrqRoute, Result};
 
+vmm_sys_util::ioctl_io_nr!(KVM_GET_STATS_FD, kvm_bindings::KVMIO, 0xce);
+
 fn ioctl_err(what: impl Into<String>) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     let what = what.into();
     move |e| Error::Ioctl {
@@ -490,6 +492,22 @@ impl Vcpu {
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(VcpuInterrupt { fd, id: self.id })
+    }
+
+    /// KVM's statistics descriptor for this vcpu (`KVM_GET_STATS_FD`): read it with
+    /// [`crate::stats::parse_stats`] after reading from offset 0.
+    pub fn stats_file(&self) -> Result<std::fs::File> {
+        // SAFETY: KVM_GET_STATS_FD takes no argument and returns a new descriptor or -1; the result is
+        // checked and owned by the File.
+        let fd = unsafe { vmm_sys_util::ioctl::ioctl(&self.fd, KVM_GET_STATS_FD()) };
+        if fd < 0 {
+            return Err(Error::Ioctl {
+                what: format!("KVM_GET_STATS_FD on vcpu {}", self.id),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
     }
 
     /// Enables or disables ISA extension `index` (`KVM_RISCV_ISA_EXT_*`) for the guest, before the first run.

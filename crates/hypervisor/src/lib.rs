@@ -6,6 +6,7 @@
 pub mod coalesced;
 pub mod cpu;
 pub mod regs;
+pub mod stats;
 
 #[cfg(target_arch = "riscv64")]
 mod kvm;

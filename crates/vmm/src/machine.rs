@@ -80,6 +80,8 @@ pub struct Machine {
     vcpu_threads: Vec<libc::pthread_t>,
     io_wake: Option<Arc<EventFd>>,
     exit_counts: Arc<ExitCounts>,
+    /// KVM's statistics of each vcpu (exits it served itself and those it passed to rvvmm).
+    kvm_stats: Vec<File>,
     // Dropped last, in this order: the terminal back to cooked mode, the irqchip (the AIA device fd),
     // the cores' reservation.
     raw: Option<RawTerminal>,
@@ -132,6 +134,9 @@ impl RunningVm for Machine {
 
     fn shutdown(self: Box<Self>) {
         log::info!("vcpu exits to rvvmm: {}", self.exit_counts.summary());
+        if let Some(summary) = kvm_stats_summary(&self.kvm_stats) {
+            log::info!("KVM's vcpu counters (all vcpus): {summary}");
+        }
         // Nothing written by the guest may be lost: flush every device before exiting, whatever the
         // reason.
         self.devices.shutdown();
@@ -264,6 +269,14 @@ pub fn start(
         gate: gate.clone(),
         exit_counts: exit_counts.clone(),
     });
+    let kvm_stats = vcpus
+        .iter()
+        .filter_map(|v| {
+            v.stats_file()
+                .map_err(|e| log::debug!("no KVM statistics: {e}"))
+                .ok()
+        })
+        .collect();
     let vcpu_threads = spawn_vcpus(vcpus, &plan.cores, &shared, filters)?;
     // Last, the main thread (every thread is started: threads inherit the filter of their parent).
     if let Some(f) = filters {
@@ -287,9 +300,44 @@ pub fn start(
         io_wake: io_started.then_some(io_wake),
         raw,
         exit_counts,
+        kvm_stats,
         _irqchip: irqchip,
         _reservation: reservation,
     }))
+}
+
+/// The nonzero counters of KVM's statistics files `files` (one per vcpu), summed by name: `name=value ...`.
+fn kvm_stats_summary(files: &[File]) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut total = Vec::new();
+    for f in files {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut len = 0;
+        while len < buf.len() {
+            match f.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("cannot read KVM statistics: {e}");
+                    return None;
+                }
+            }
+        }
+        match hypervisor::stats::parse_stats(&buf[..len]) {
+            Ok(stats) => hypervisor::stats::add_stats(&mut total, &stats),
+            Err(e) => {
+                log::debug!("{e}");
+                return None;
+            }
+        }
+    }
+    let words: Vec<String> = total
+        .iter()
+        .filter(|s| s.value != 0)
+        .map(|s| format!("{}={}", s.name, s.value))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// Moves rvvmm's own threads (this one, the signal and API threads already running, and console, virtio
