@@ -6,6 +6,7 @@ pub mod block;
 pub mod device;
 pub mod interrupt;
 pub mod io_thread;
+pub mod iov;
 pub mod mmio;
 pub mod net;
 pub mod pci;
