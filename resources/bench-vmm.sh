@@ -7,8 +7,8 @@
 #   before/after of an rvvmm change), RVVMM_BIN (the riscv64 rvvmm to measure), RVVMM_BENCH_DISK_MB (256), RVVMM_BENCH_SECONDS (5),
 #   RVVMM_BENCH_TIMEOUT (seconds per L1 boot, default 1500), RVVMM_BENCH_TAG (log names, default vmm),
 #   RVVMM_BENCH_PERF (1: perf profiles of seqread, randread_qd1 and VM 2's boot, rvvmm.bench.perf=1; rvvmm
-#   is then measured as a copy without the local labels (.L*) in its symbol table, same code, so that
-#   perf names functions), and the usual RVVMM_L1_* of qemu-l1.sh.
+#   is then measured as a copy without local labels (.L*) and mapping symbols ($x, $d) in its symbol
+#   table, same code, so that perf names functions), and the usual RVVMM_L1_* of qemu-l1.sh.
 # Logs: target/bench-logs/<tag>-<round>-<vmm>.log; the table also goes to target/bench-logs/<tag>-table.txt;
 # the CPU profile lines (BENCH-VMM-CPU, BENCH-VMM-THREADS) to <tag>-cpu.txt and the perf reports
 # (BENCH-VMM-PERF) to <tag>-perf.txt, each line prefixed round=N; after the table, the medians of the CPU
@@ -26,11 +26,13 @@ perf=${RVVMM_BENCH_PERF:-0}
 resources/setup-host.sh
 [ -n "${RVVMM_BIN:-}" ] || resources/build-rvvmm.sh >/dev/null
 if [ "$perf" = 1 ]; then
-  # RISC-V objects keep their local labels (.L*, over 90 % of rvvmm's symbol table): perf would take them
-  # for functions. objcopy --discard-locals drops them and nothing else (the code is the same).
+  # RISC-V objects keep their local labels (.L*, over 90 % of rvvmm's symbol table) and mapping symbols
+  # ($x, $d): perf would take them for functions. The copy has neither; its loaded segments are the same.
   bin=${RVVMM_BIN:-target/riscv64gc-unknown-linux-gnu/release/rvvmm}
   mkdir -p target/bench-perf
-  riscv64-linux-gnu-objcopy --discard-locals "$bin" target/bench-perf/rvvmm
+  # shellcheck disable=SC2016 # '$x*' is a symbol pattern
+  riscv64-linux-gnu-objcopy --discard-locals --wildcard --strip-symbol='$x*' --strip-symbol='$d*' \
+    "$bin" target/bench-perf/rvvmm
   export RVVMM_BIN=$PWD/target/bench-perf/rvvmm
 fi
 RVVMM_WITH_QEMU=1 resources/build-images.sh >/dev/null

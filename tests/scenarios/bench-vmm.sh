@@ -21,11 +21,13 @@
 #   BENCH-VMM-THREADS vmm=V phase=P total:U/S name:U/S ...
 #     the VMM's CPU time in ms (user/system; a vcpu thread's user includes its guest time), total for the
 #     whole process (threads that exited during the phase included), then per thread name (threads of
-#     the same name summed, name*N), busiest first; spaces in names become '_' ("CPU_0/KVM")
+#     the same name summed, name*N), busiest first; spaces in names become '_' ("CPU_0/KVM"). For vm2_boot
+#     the threads come from snapshots once a second (up to its last second missing), the total is exact.
 # perf (opt-in: rvvmm.bench.perf=1, RVVMM_BENCH_PERF=1 of resources/bench-vmm.sh): seqread, randread_qd1
 #   and vm2_boot also run under `perf record -a -e cpu-clock -F 499` (system-wide; a software clock, which
-#   works under TCG) and print `perf report` by comm,dso (>= 1 %) and by symbol (>= 1.5 %), each line as
-#   BENCH-VMM-PERF vmm=V phase=P report=comm,dso|sym <line>
+#   works under TCG) and print `perf report` by comm,dso (>= 1 %), by symbol (>= 1.5 %) and the VMM
+#   binary's own symbols (vmm-sym: percent of that binary's samples), each line as
+#   BENCH-VMM-PERF vmm=V phase=P report=comm,dso|sym|vmm-sym <line>
 #   Samples taken while a vcpu runs the guest land in L1 where the guest exits, in KVM's run loop
 #   ([kvm] kvm_arch_vcpu_ioctl_run). perf adds its own load to the phase; a perf problem is a
 #   BENCH-VMM-NOTE, never a failure.
@@ -69,16 +71,17 @@ now() { "$tools/vmbench" now; }
 metric() { echo "BENCH-VMM vmm=$vmm metric=$1 value=$2 unit=$3"; }
 fail=0
 con=
+ph_total=
 err() { echo "BENCH-VMM-ERROR $*"; fail=1; }
 note() { echo "BENCH-VMM-NOTE vmm=$vmm $*"; }
 
 # --- CPU profile of a phase: phase_begin NAME [PID], the phase's command(s), phase_end [PID | -].
 # PID (default $vpid) is the VMM process whose threads are reported; "-" at the end takes their last state
-# from sample_threads (a VMM that has exited). Times in /proc are in clock ticks of USER_HZ, 100 on
-# Debian's kernels (busybox has no getconf CLK_TCK): assumed here.
-# Everything that runs inside a phase is a shell builtin where it can be (reads of /proc files, waiting on
-# the console, timed waits): under TCG each fork+exec costs L1 tens of milliseconds, which the phase's
-# CPU split would count and the VMM being measured would compete with.
+# from sample_threads and the process total from $ph_total (a VMM that has exited). Times in /proc are in
+# clock ticks of USER_HZ, 100 on Debian's kernels (busybox has no getconf CLK_TCK): assumed here.
+# Inside a phase the script itself stays as quiet as it can: waits on the console and timed waits are
+# shell builtins (under TCG each fork+exec costs L1 tens of milliseconds, which the phase's CPU split would
+# count and the VMM being measured would compete with); thread snapshots are taken outside.
 HZ=100
 # A fifo nobody writes to: `read -t S <&5` is a sleep without a process.
 rm -f sleep.fifo
@@ -86,36 +89,42 @@ mkfifo sleep.fifo
 exec 5<>sleep.fifo
 # shellcheck disable=SC3045 # busybox ash's read has -t (fractions too)
 nap() { read -r -t "$1" _ <&5; }
-# thr_raw PID: a line "SNAPSHOT", the process's stat line, then one per thread (builtins only).
+# thr_raw PID: a line "SNAPSHOT", the process's stat line, then one per thread (one cat: ash's read
+# builtin reads a byte per system call).
 thr_raw() {
   [ -n "$1" ] || return 0
   echo SNAPSHOT
-  for f in "/proc/$1/stat" "/proc/$1/task/"*/stat; do
-    { IFS= read -r l <"$f" && echo "$l"; } 2>/dev/null
-  done
+  cat "/proc/$1/stat" "/proc/$1/task/"*/stat 2>/dev/null
 }
-# thr_parse: "tid name utime stime" per stat line of thr_raw (the line after SNAPSHOT has the tid "total").
-# comm may hold spaces and parentheses: it runs from the first '(' to the last ')'; fields 3.. follow.
+# thr_parse: "tid name utime stime" per stat line of thr_raw (the line after SNAPSHOT has the tid "total";
+# a snapshot of a zombie, whose threads are gone, is left out). comm may hold spaces and parentheses: it
+# runs from the first '(' to the last ')'; fields 3.. follow.
 thr_parse() {
-  awk '$0 == "SNAPSHOT" { first = 1; next }
+  awk '$0 == "SNAPSHOT" { first = 1; skip = 0; next }
+       skip { next }
        { i = length($0); while (i > 0 && substr($0, i, 1) != ")") i--
          o = index($0, "("); if (i <= o) next
          name = substr($0, o + 1, i - o - 1); gsub(/[ \t]/, "_", name)
          split(substr($0, i + 2), f, " ")
+         if (first && f[1] == "Z") { skip = 1; next }
          print (first ? "total" : $1), name, f[12], f[13]; first = 0 }'
 }
-# sample_threads: in the background, snapshots of the VMM's threads every half second appended to
-# thr.samples until it exits (a thread's last one counts: threads end one by one at exit); sets $sampler.
+# sample_threads: in the background, snapshots of the VMM's threads once a second appended to
+# thr.samples until it is gone (a thread's last one counts: threads end one by one at exit); sets $sampler.
 sample_threads() {
   : >thr.samples
   (
-    while { IFS= read -r l <"/proc/$vpid/stat"; } 2>/dev/null; do
-      case "$l" in *") Z "*) break ;; esac # a zombie: its threads are gone
+    while [ -d "/proc/$vpid" ]; do
       thr_raw "$vpid" >>thr.samples
-      nap 0.5
+      nap 1
     done
   ) &
   sampler=$!
+}
+# ctimes: user and system ticks of this shell's waited-for children (fields 16 and 17 of its stat).
+ctimes() {
+  awk '{ i = length($0); while (i > 0 && substr($0, i, 1) != ")") i--
+         split(substr($0, i + 2), f, " "); print f[14], f[15] }' "/proc/$$/stat"
 }
 phase_begin() {
   ph=$1
@@ -134,6 +143,7 @@ phase_end() {
   if [ "${1:-}" = - ]; then
     wait "$sampler"
     thr_parse <thr.samples >thr1
+    [ -n "$ph_total" ] && echo "total total $ph_total" >>thr1 # the last line of a tid counts
   else
     thr_raw "${1:-$vpid}" | thr_parse >thr1
   fi
@@ -263,15 +273,21 @@ perf_stop() {
   fi
 }
 # perf_report: the phase's reports, without perf's header and blank lines ("# Samples" and the column
-# header stay).
+# header stay): by comm,dso (>= 1 %), by symbol (>= 1.5 %), and report=vmm-sym the 12 busiest symbols of
+# the VMM's own binary, in percent of that binary's samples.
 perf_report() {
   [ -n "$perf_ph" ] || return 0
-  for r in "comm,dso 1" "sym 1.5"; do
-    # shellcheck disable=SC2086 # the sort keys and the limit
+  bin=rvvmm
+  [ "$vmm" = qemu ] && bin=qemu-system-riscv64
+  for r in "comm,dso 1 22" "sym 1.5 22" "vmm-sym 0.5 14"; do
+    # shellcheck disable=SC2086 # the report, the limit and the lines kept
     set -- $r
+    sort=$1 only=
+    [ "$1" = vmm-sym ] && sort=sym only="--dsos $bin --percentage relative"
+    # shellcheck disable=SC2086 # $only is options
     perf report -i "/tmp/perf-$perf_ph.data" --symfs=/tmp/perf-symfs --kallsyms=/tmp/perf-kallsyms --stdio \
-      --sort "$1" --percent-limit "$2" 2>"perf-report-$perf_ph.err" |
-      awk '/^# Samples|^# Overhead/ || (!/^#/ && NF) { sub(/ +$/, ""); print }' |
+      --sort "$sort" --percent-limit "$2" $only 2>"perf-report-$perf_ph.err" |
+      awk '/^# Samples|^# Overhead/ || (!/^#/ && NF) { sub(/ +$/, ""); print }' | head -n "$3" |
       sed "s|^|BENCH-VMM-PERF vmm=$vmm phase=$perf_ph report=$1 |"
     grep -iE 'warn|fail|error' "perf-report-$perf_ph.err" | head -n 5 | sed "s|^|BENCH-VMM-NOTE vmm=$vmm perf report $perf_ph: |"
   done
@@ -399,13 +415,18 @@ ip link del bt0 2>/dev/null
 
 # --- VM 2: boot to init and to poweroff.
 vpid=
+ct0=$(ctimes)
 phase_begin vm2_boot
 launch 2 "console=ttyS0 rvvmm.poweroff"
 sample_threads # the VMM's threads are gone once it exits
 wait "$vpid"
 rc=$?
 t_end=$(now)
+# The VMM's whole CPU time: what this shell's reaped children used since ct0 (the VMM, and a few
+# milliseconds of small commands).
+ph_total=$(ctimes | awk -v a="$ct0" '{ split(a, x, " "); print $1 - x[1], $2 - x[2] }')
 phase_end -
+ph_total=
 exec 3>&-
 wait 2>/dev/null
 [ "$rc" = 0 ] || err "VM 2 exit status $rc"
