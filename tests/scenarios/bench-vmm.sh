@@ -22,7 +22,8 @@
 #     the VMM's CPU time in ms (user/system; a vcpu thread's user includes its guest time), total for the
 #     whole process (threads that exited during the phase included), then per thread name (threads of
 #     the same name summed, name*N), busiest first; spaces in names become '_' ("CPU_0/KVM"). For vm2_boot
-#     the threads come from snapshots once a second (up to its last second missing), the total is exact.
+#     the threads come from snapshots (at init, then every 3 s: up to 3 s at the end missing), the total
+#     is exact.
 # perf (opt-in: rvvmm.bench.perf=1, RVVMM_BENCH_PERF=1 of resources/bench-vmm.sh): seqread, randread_qd1
 #   and vm2_boot also run under `perf record -a -e cpu-clock -F 499` (system-wide; a software clock, which
 #   works under TCG) and print `perf report` by comm,dso (>= 1 %), by symbol (>= 1.5 %) and the VMM
@@ -109,14 +110,23 @@ thr_parse() {
          if (first && f[1] == "Z") { skip = 1; next }
          print (first ? "total" : $1), name, f[12], f[13]; first = 0 }'
 }
-# sample_threads: in the background, snapshots of the VMM's threads once a second appended to
-# thr.samples until it is gone (a thread's last one counts: threads end one by one at exit); sets $sampler.
+# sample_threads: in the background, snapshots of the VMM's threads appended to thr.samples until it is
+# gone (a thread's last one counts: threads end one by one at exit): one when the guest reaches init
+# (./t_init), and every 3 s (each costs L1 a fork+exec; the checks in between are builtins); sets $sampler.
 sample_threads() {
   : >thr.samples
   (
+    i=0 init=0
     while [ -d "/proc/$vpid" ]; do
-      thr_raw "$vpid" >>thr.samples
-      nap 1
+      if [ "$init" = 0 ] && [ -s t_init ]; then
+        init=1 i=30
+      fi
+      if [ "$i" -ge 30 ]; then
+        thr_raw "$vpid" >>thr.samples
+        i=0
+      fi
+      i=$((i + 1))
+      nap 0.1
     done
   ) &
   sampler=$!
