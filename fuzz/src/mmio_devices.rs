@@ -113,7 +113,9 @@ pub fn run(data: &[u8]) {
                     assert!(bus.write(UART_BASE, &[byte]));
                 }
             }
-            _ => uart.lock().unwrap().take_held(),
+            _ => {
+                uart.lock().unwrap().take_held();
+            }
         }
         // Only stores that were held are played (the fake checks the zone is only ever toggled).
         let u = uart.lock().unwrap();

@@ -13,12 +13,9 @@ pub const FLUSH_AT: usize = 4096;
 /// How long a partial line (a shell prompt, an echoed key) waits for more bytes before the flusher
 /// thread writes it.
 pub const PARTIAL_LINE_DELAY: Duration = Duration::from_millis(5);
-/// How often the flusher thread runs its tick (see [`ConsoleOutput::spawn_flusher`]).
-pub const TICK_INTERVAL: Duration = Duration::from_millis(10);
-
-/// Work the flusher thread does every [`TICK_INTERVAL`] (the UART's held writes: see
-/// [`crate::serial::Uart::take_held`]).
-pub type Tick = Box<dyn Fn() + Send>;
+/// Work the flusher thread does periodically (the UART's held writes: see
+/// [`crate::serial::Uart::take_held`]); it returns how long to wait before the next run.
+pub type Tick = Box<dyn FnMut() -> Duration + Send>;
 
 /// Guest console output on its way to a writer (rvvmm's stdout).
 ///
@@ -78,8 +75,9 @@ impl ConsoleOutput {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the thread that writes partial lines (it runs `on_start` first, and `tick`, if any, every
-    /// [`TICK_INTERVAL`] and before it looks at the buffer); it ends at [`ConsoleOutput::close`].
+    /// Starts the thread that writes partial lines (it runs `on_start` first, and `tick`, if any, before
+    /// it looks at the buffer and again after the wait the tick returns); it ends at
+    /// [`ConsoleOutput::close`].
     pub fn spawn_flusher(
         &self,
         on_start: crate::ThreadHook,
@@ -95,20 +93,18 @@ impl ConsoleOutput {
             .map(|_| ())
     }
 
-    fn flusher_loop(&self, tick: Option<Tick>) {
+    fn flusher_loop(&self, mut tick: Option<Tick>) {
         loop {
             // The tick runs without the lock: it may write here (the UART does).
-            if let Some(t) = &tick {
-                t();
-            }
+            let next = tick.as_mut().map(|t| t());
             let st = self.lock();
             if st.closed {
                 return;
             }
             if st.buf.is_empty() {
-                match &tick {
+                match next {
                     None => drop(self.shared.waiting.wait(st)),
-                    Some(_) => drop(self.shared.waiting.wait_timeout(st, TICK_INTERVAL)),
+                    Some(d) => drop(self.shared.waiting.wait_timeout(st, d)),
                 }
                 continue;
             }
@@ -269,6 +265,7 @@ mod tests {
                     w.write_all(b"held").unwrap();
                     w.flush().unwrap();
                 }
+                Duration::from_millis(10)
             })),
         )
         .unwrap();

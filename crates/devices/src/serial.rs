@@ -35,6 +35,45 @@ const LCR_OFFSET: u64 = 3;
 /// IER bit 1: the THR-empty interrupt.
 const IER_THRI: u8 = 0x02;
 
+/// How often held writes are played while the UART is in use (the guest's last bytes show within this).
+pub const HELD_POLL_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+/// How often at most when the UART has been idle (a guest that writes without ever reading the status
+/// register, a rare guest, sees its output this late at worst; the ring holds 170 writes, then they exit).
+pub const HELD_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(160);
+
+/// When to play a UART's held writes next: [`HELD_POLL_MIN`] after activity (held writes played, or an
+/// access to the UART), doubling while idle up to [`HELD_POLL_MAX`]. Each poll is a wake-up of the
+/// console-out thread: polling every 10 ms all the time cost an idle VM ~5% of a core under emulation.
+#[derive(Debug)]
+pub struct HeldPoll {
+    interval: std::time::Duration,
+}
+
+impl HeldPoll {
+    /// Starts fast.
+    pub fn new() -> HeldPoll {
+        HeldPoll {
+            interval: HELD_POLL_MIN,
+        }
+    }
+
+    /// The wait before the next poll, given whether there was activity since the last one.
+    pub fn next(&mut self, busy: bool) -> std::time::Duration {
+        self.interval = if busy {
+            HELD_POLL_MIN
+        } else {
+            (self.interval * 2).min(HELD_POLL_MAX)
+        };
+        self.interval
+    }
+}
+
+impl Default for HeldPoll {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Writes to the UART's data register that the hypervisor takes without an exit while told to hold
 /// them, handed back later in order (KVM's coalesced MMIO; a fake in tests).
 pub trait HeldWrites: Send + Sync {
@@ -55,6 +94,8 @@ pub struct Uart {
     held: Option<Arc<dyn HeldWrites>>,
     holding: bool,
     held_count: u64,
+    /// An exit reached the UART since [`Uart::take_activity`] last looked.
+    touched: bool,
 }
 
 impl Uart {
@@ -73,6 +114,7 @@ impl Uart {
             held: None,
             holding: false,
             held_count: 0,
+            touched: false,
         }
     }
 
@@ -87,12 +129,17 @@ impl Uart {
         self.held_count
     }
 
-    /// Plays the writes the hypervisor held into the model, oldest first, and updates the interrupt.
-    /// Every access does this first; call it also periodically (the guest may write its last bytes and
-    /// then not touch the UART again) and before rvvmm stops.
-    pub fn take_held(&mut self) {
+    /// Whether the guest accessed the UART (an exit) or held writes were played since the last call.
+    pub fn take_activity(&mut self) -> bool {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Plays the writes the hypervisor held into the model, oldest first, and updates the interrupt;
+    /// returns how many. Every access does this first; call it also periodically ([`HeldPoll`]: the
+    /// guest may write its last bytes and then not touch the UART again) and before rvvmm stops.
+    pub fn take_held(&mut self) -> u64 {
         let Some(held) = self.held.clone() else {
-            return;
+            return 0;
         };
         let mut n = 0;
         held.take(&mut |offset, byte| {
@@ -105,8 +152,10 @@ impl Uart {
         });
         if n > 0 {
             self.held_count += n;
+            self.touched = true;
             self.update_irq();
         }
+        n
     }
 
     /// Holds data register writes exactly while the THR-empty interrupt is off (the divisor latch
@@ -170,6 +219,7 @@ impl Uart {
 impl MmioDevice for Uart {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         self.take_held();
+        self.touched = true;
         data.fill(0);
         self.active = true;
         if offset < NUM_REGS && !data.is_empty() {
@@ -183,6 +233,7 @@ impl MmioDevice for Uart {
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         self.take_held();
+        self.touched = true;
         let first = self.active;
         self.active = true;
         if offset < NUM_REGS && !data.is_empty() {
@@ -415,6 +466,30 @@ mod tests {
             b"xy",
             "loopback bytes are not output"
         );
+    }
+
+    #[test]
+    fn held_writes_are_polled_fast_while_the_uart_is_busy_and_slowly_when_idle() {
+        let mut p = HeldPoll::new();
+        let idle: Vec<u64> = (0..6).map(|_| p.next(false).as_millis() as u64).collect();
+        assert_eq!(idle, vec![20, 40, 80, 160, 160, 160]);
+        assert_eq!(p.next(true), HELD_POLL_MIN);
+        let mut uart = Uart::new(
+            Arc::new(Line::default()),
+            Box::new(std::io::sink()),
+            Arc::new(ConsoleInput::new()),
+        );
+        assert!(!uart.take_activity());
+        let mut b = [0u8];
+        uart.read(LSR, &mut b);
+        assert!(uart.take_activity(), "an access is activity");
+        assert!(!uart.take_activity(), "and is seen once");
+        let held = Arc::new(FakeHeld::default());
+        uart.set_held_writes(held.clone());
+        assert!(held.store(b'a'));
+        assert_eq!(uart.take_held(), 1);
+        assert!(uart.take_activity(), "played writes are activity");
+        assert_eq!(uart.take_held(), 0);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use arch::layout::{
 use arch::{virtio_mmio_slot, PciHostConfig, VirtioMmioDevice};
 use devices::console::{ConsoleInput, ConsoleOutput};
 use devices::goldfish_rtc::GoldfishRtc;
-use devices::serial::{HeldWrites, Uart};
+use devices::serial::{HeldPoll, HeldWrites, Uart};
 use devices::sifive_test::{FinisherRequest, SifiveTest};
 use devices::{MmioBus, SharedMmioDevice};
 use hypervisor::Vm;
@@ -136,8 +136,12 @@ impl DeviceManager {
         // and not touch the UART again.
         let tick: Option<devices::console::Tick> = holds.then(|| {
             let uart = uart.clone();
-            Box::new(move || uart.lock().unwrap_or_else(|p| p.into_inner()).take_held())
-                as devices::console::Tick
+            let mut poll = HeldPoll::new();
+            Box::new(move || {
+                let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
+                u.take_held();
+                poll.next(u.take_activity())
+            }) as devices::console::Tick
         });
         let hook = self.thread_hook(ThreadKind::ConsoleOut);
         self.console_out
