@@ -198,10 +198,10 @@ struct Request {
     status: GuestAddress,
 }
 
-/// Host iovecs for the first `len` bytes of `segments`, if each piece is one range of guest RAM.
-fn guest_iovecs(mem: &GuestMemoryMmap, segments: &[Segment], len: u64) -> Option<GuestIovecs> {
+/// Host iovecs for the `len` bytes at `cursor`, if each piece is one range of guest RAM.
+fn guest_iovecs(mem: &GuestMemoryMmap, mut cursor: Cursor, len: u64) -> Option<GuestIovecs> {
     let mut iovs = GuestIovecs::new();
-    Cursor::new(segments)
+    cursor
         .walk(usize::try_from(len).ok()?, |addr, r| {
             iovs.push(mem, addr, r.len()).ok_or(())
         })
@@ -663,7 +663,7 @@ impl Block {
         let written = u32::try_from(len).map_err(|_| VIRTIO_BLK_S_IOERR)?;
         // Straight into guest memory when every segment is one piece of guest RAM (always, with one
         // RAM region); else through the bounce buffer.
-        if let Some(mut iovs) = guest_iovecs(mem, &req.writable, len) {
+        if let Some(mut iovs) = guest_iovecs(mem, Cursor::new(&req.writable), len) {
             if let Err(e) = iovs.read_from(&self.file, offset) {
                 log::error!(
                     "virtio-blk: read of {} at {offset}: {e}",
@@ -719,14 +719,7 @@ impl Block {
             log::debug!("virtio-blk: write of {len} bytes at sector {sector} past the end");
             VIRTIO_BLK_S_IOERR
         })?;
-        let mut rest = cursor.clone();
-        let mut iovs = GuestIovecs::new();
-        if rest
-            .walk(len as usize, |addr, r| {
-                iovs.push(mem, addr, r.len()).ok_or(())
-            })
-            .is_ok()
-        {
+        if let Some(mut iovs) = guest_iovecs(mem, cursor.clone(), len) {
             if let Err(e) = iovs.write_to(&self.file, offset) {
                 log::error!(
                     "virtio-blk: write of {} at {offset}: {e}",
