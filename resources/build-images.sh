@@ -104,6 +104,14 @@ for arg in "$@"; do
   esac
 done
 hash_of() { printf '%s\n' "$@" | sha256sum | cut -d' ' -f1; }
+# in_list WORD ITEM...: WORD is one of the ITEMs. (Not `printf | grep -q`: grep's early exit can leave
+# printf writing into a closed pipe, and pipefail then fails the test now and then.)
+in_list() {
+  local w=$1 i
+  shift
+  for i in "$@"; do [ "$i" = "$w" ] && return 0; done
+  return 1
+}
 # fresh OUT HASH: OUT exists and its stamp says it was built from inputs hashing to HASH.
 fresh() { [ -e "$1" ] && [ -f "$1.stamp" ] && [ "$(cat "$1.stamp")" = "$2" ]; }
 # link_or_copy SRC DST: DST becomes the same file as SRC (hard link when possible).
@@ -319,7 +327,7 @@ if [ "${#APPLETS[@]}" -lt 100 ]; then
   APPLETS=("${FALLBACK_APPLETS[@]}")
 fi
 for a in "${NEEDED_APPLETS[@]}"; do
-  printf '%s\n' "${APPLETS[@]}" | grep -qxF -- "$a" || die "busybox in ${BB_DEBS[0]} has no applet $a"
+  in_list "$a" "${APPLETS[@]}" || die "busybox in ${BB_DEBS[0]} has no applet $a"
 done
 
 # stage_rootfs DIR: busybox + applet symlinks, base directories, /etc/passwd, /dev/console, /dev/null.
@@ -374,7 +382,7 @@ stage_modules() {
   log "  modules ($ver): $(sed 's|.*/||; s|\.ko.*||' "$TMP/closure" | sort | tr '\n' ' ')"
   touch "$TMP/missing"
   while read -r m; do
-    if LC_ALL=C sed 's|.*/||; s|\.ko.*||; s|-|_|g' "$from/modules.builtin" | grep -qxF "$m"; then
+    if LC_ALL=C sed 's|.*/||; s|\.ko.*||; s|-|_|g' "$from/modules.builtin" | grep -xF "$m" >/dev/null; then
       log "  $m: built into the kernel"
     else
       log "  warning: $m: not in kernel $ver (neither module nor built in)"
@@ -409,7 +417,7 @@ stage_debs() {
         [ -e "$f" ] || [ -L "$f" ] || continue
         case " $STAGE_PROGRAMS " in *" ${f##*/} "*) ;; *) rm -rf "$f" ;; esac
       done
-    elif ! printf '%s\n' "${L1_PACKAGES[@]}" | grep -qxF -- "$pkg"; then
+    elif ! in_list "$pkg" "${L1_PACKAGES[@]}"; then
       rm -rf "$x"/bin "$x"/sbin "$x"/usr/bin "$x"/usr/sbin "$x"/usr/games
     fi
     (cd "$x" && tar -cf - .) | tar -C "$all" -xf - --keep-directory-symlink
@@ -553,9 +561,8 @@ if [ "$WITH_QEMU" = 1 ]; then
     STAGE_PROGRAMS="${QEMU_PROGRAMS[*]}" stage_debs "$r" "${QEMU_BIN_DEBS[@]}"
     for e in "${QEMU_DATA[@]}"; do
       pkg=${e%% *} f=${e#* }
-      # (awk reads the whole list: a reader that stops early, grep -m1, can fail printf and with pipefail
-      # the lookup)
-      d=$(printf '%s\n' "${QEMU_DEBS[@]}" | awk -v p="${pkg}_" 'index($0, p) == 1 { d = $0 } END { print d }')
+      d=
+      for q in "${QEMU_DEBS[@]}"; do [ "${q%%_*}" = "$pkg" ] && d=$q; done
       [ -n "$d" ] || die "QEMU_DATA: no .deb of $pkg"
       rm -rf "$TMP/data-x"
       mkdir -p "$TMP/data-x"
