@@ -93,6 +93,8 @@ pub struct Uart {
     active: bool,
     held: Option<Arc<dyn HeldWrites>>,
     holding: bool,
+    /// The hypervisor refused a change of [`HeldWrites::hold`]: no more changes are asked.
+    hold_broken: bool,
     held_count: u64,
     /// An exit reached the UART since [`Uart::take_activity`] last looked.
     touched: bool,
@@ -113,6 +115,7 @@ impl Uart {
             active: false,
             held: None,
             holding: false,
+            hold_broken: false,
             held_count: 0,
             touched: false,
         }
@@ -165,16 +168,18 @@ impl Uart {
         let Some(held) = &self.held else {
             return;
         };
+        if self.hold_broken {
+            return;
+        }
         let want = self.serial.state().interrupt_enable & IER_THRI == 0;
         if want != self.holding {
             match held.hold(want) {
                 Ok(()) => self.holding = want,
                 Err(e) => {
-                    log::warn!(
-                        "uart: cannot change how data writes are taken: {e}; every write exits"
-                    );
-                    self.held = None;
-                    self.holding = false;
+                    // Stop toggling; writes already held (or still held, if the zone could not be
+                    // removed) are still played.
+                    log::warn!("uart: cannot change how data writes are taken: {e}");
+                    self.hold_broken = true;
                 }
             }
         }
@@ -508,7 +513,9 @@ mod tests {
             Arc::new(ConsoleInput::new()),
         );
         uart.set_held_writes(Arc::new(Refuses));
-        assert!(uart.held.is_none());
+        assert!(!uart.holding && uart.hold_broken);
+        uart.write(IER_OFFSET, &[IER_THRI]);
+        uart.write(IER_OFFSET, &[0]);
         uart.write(DATA_OFFSET, b"q");
         assert_eq!(&*out.0.lock().unwrap(), b"q");
     }
