@@ -15,7 +15,7 @@ HOST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross cpio kmod xz-utils devi
   e2fsprogs
   make gcc libc6-dev flex bison bc libelf-dev libssl-dev patch
   g++
-  mmdebstrap openssh-client)
+  mmdebstrap arch-test openssh-client)
 BACKPORTS_PKGS=(qemu-system-riscv opensbi qemu-user-static)
 log() { echo "[setup-host] $*" >&2; }
 
