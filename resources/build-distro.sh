@@ -4,7 +4,7 @@
 # mmdebstrap from Debian's packages. Maintainer scripts run under qemu-user through binfmt_misc (registered
 # here if the machine has not: the "F" flag opens the interpreter now, so it works inside the chroot).
 #
-# Outputs, in ${RVVMM_DISTRO_CACHE:-$HOME/.cache/rvvmm/distro}/<hash>/, where <hash> covers every input
+# Outputs, in ${RVVMM_DISTRO_CACHE:-${XDG_CACHE_HOME:-~/.cache}/rvvmm/distro}/<hash>/, where <hash> covers every input
 # (this script, resources/distro/*, the date of the trixie archive's Release file in apt's lists):
 #   root.img      the root filesystem (2 GiB sparse, label debian-root); copy it before writing to it
 #   vmlinux       the guest kernel (Debian's linux-image-riscv64: a flat Image), initrd.img its initramfs
@@ -18,7 +18,7 @@ START=$SECONDS
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUITE=trixie
 MIRROR=http://deb.debian.org/debian
-DCACHE=${RVVMM_DISTRO_CACHE:-$HOME/.cache/rvvmm}/distro
+DCACHE=${RVVMM_DISTRO_CACHE:-${RVVMM_CACHE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/rvvmm}/distro}
 # What the image holds beyond mmdebstrap's minbase (apt, dpkg and the Essential set).
 PACKAGES=(systemd-sysv udev dbus libpam-systemd openssh-server iproute2 iputils-ping e2fsprogs procps
   kmod linux-image-riscv64 initramfs-tools zstd)

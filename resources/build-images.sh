@@ -19,7 +19,8 @@
 #                                  under KVM the virt machine boots the kernel directly (-bios none).
 # Usage: build-images.sh [--with-qemu]
 # Environment:
-#   RVVMM_CACHE       default <repo>/.cache
+#   RVVMM_CACHE       default ${XDG_CACHE_HOME:-~/.cache}/rvvmm/nested (shared by every clone: outputs are
+#                     keyed by their inputs)
 #   RVVMM_L1_KERNEL   trixie (default) | sid | vfio | /absolute/path/to/Image (self-built; <name> is
 #                     custom-<12 hex digits of the path's hash>; no modules: KVM must be built in).
 #                     vfio: the project-built kernel (resources/build-l1-kernel.sh, built here if it is not
@@ -34,7 +35,7 @@ START=$SECONDS
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RES=$REPO/resources
 L1_KERNEL=${RVVMM_L1_KERNEL:-trixie}
-CACHE=${RVVMM_CACHE:-$REPO/.cache}
+CACHE=${RVVMM_CACHE:-${RVVMM_CACHE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/rvvmm}/nested}
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 DEBDIR=$CACHE/debs

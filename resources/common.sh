@@ -1,6 +1,16 @@
 # Shared settings for the resources/ scripts (sourced, not run).
 RVVMM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RVVMM_CACHE=${RVVMM_CACHE:-$RVVMM_ROOT/.cache}
+# Everything slow to build lives outside the clone, under one directory (XDG's cache home), each output
+# keyed by the hash of its inputs: a fresh clone on the same machine reuses it, a changed input rebuilds.
+#   $RVVMM_CACHE_HOME/nested      debs, kernels, L1/L2 images (build-images.sh; RVVMM_CACHE overrides)
+#   $RVVMM_CACHE_HOME/l1-kernel   the project-built L1 kernel (build-l1-kernel.sh; RVVMM_KERNEL_CACHE)
+#   $RVVMM_CACHE_HOME/distro      the Debian guest (build-distro.sh; RVVMM_DISTRO_CACHE)
+#   $RVVMM_CACHE_HOME/fuzz-corpus the fuzzers' corpus (fuzz.sh; RVVMM_FUZZ_CORPUS)
+RVVMM_CACHE_HOME=${RVVMM_CACHE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/rvvmm}
+RVVMM_CACHE=${RVVMM_CACHE:-$RVVMM_CACHE_HOME/nested}
+export RVVMM_CACHE_HOME RVVMM_CACHE
+# What is built from this clone (the composed L1 initramfs holds its rvvmm) stays in the clone.
+RVVMM_L1_DIR=$RVVMM_ROOT/target/l1
 # trixie (default) | sid | vfio (the project-built kernel of resources/build-l1-kernel.sh: VFIO, legacy SBI;
 # built or taken from its cache here, then used as its Image path) | /absolute/path/to/Image
 RVVMM_L1_KERNEL=${RVVMM_L1_KERNEL:-trixie}

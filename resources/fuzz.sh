@@ -9,13 +9,13 @@
 #
 # Usage: resources/fuzz.sh [TARGET...]         (default: every target)
 #   RVVMM_FUZZ_SECONDS   seconds per target (default 20; the documented long run uses 600)
-#   RVVMM_FUZZ_CORPUS    corpus directory, kept between runs (default ~/.cache/rvvmm/fuzz-corpus)
+#   RVVMM_FUZZ_CORPUS    corpus directory, kept between runs (default ${XDG_CACHE_HOME:-~/.cache}/rvvmm/fuzz-corpus)
 # A crash leaves its input in target/fuzz-artifacts/<target>/ and makes the script fail; copy it to
 # fuzz/regressions/<target>/ (the fuzz crate's unit tests replay everything there) when fixing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${RVVMM_FUZZ_SECONDS:-20}
-corpus_root=${RVVMM_FUZZ_CORPUS:-$HOME/.cache/rvvmm/fuzz-corpus}
+corpus_root=${RVVMM_FUZZ_CORPUS:-${RVVMM_CACHE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/rvvmm}/fuzz-corpus}
 artifacts=$PWD/target/fuzz-artifacts
 seeds=$PWD/target/fuzz-seeds
 host=x86_64-unknown-linux-gnu

@@ -3,18 +3,20 @@
 # build-images.sh) followed by a small overlay cpio with /init, /bin/rvvmm and the test scenarios.
 # Linux unpacks concatenated gzip'd cpio archives in order. Prints the path of the result.
 # RVVMM_L1_QEMU=1: QEMU-KVM too (images/l1-qemu.cpio.gz of `build-images.sh --with-qemu`, between the
-# base and the overlay), written to images/l1-<name>-qemu.cpio.gz; the default output is left alone.
+# base and the overlay), written to target/l1/l1-<name>-qemu.cpio.gz; the default output is left alone.
+# The result stays in the clone (target/l1/): it holds this clone's rvvmm; the base comes from the cache.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 name=$(rvvmm_l1_kernel_name)
 base="$RVVMM_CACHE/images/l1-base-$name.cpio.gz"
-out="$RVVMM_CACHE/images/l1-$name.cpio.gz"
+mkdir -p "$RVVMM_L1_DIR"
+out="$RVVMM_L1_DIR/l1-$name.cpio.gz"
 extra=()
 if [ "${RVVMM_L1_QEMU:-0}" = 1 ]; then
   qemu="$RVVMM_CACHE/images/l1-qemu.cpio.gz"
   [ -f "$qemu" ] || { echo "l1-initrd: missing $qemu: run resources/build-images.sh --with-qemu" >&2; exit 1; }
   extra=("$qemu")
-  out="$RVVMM_CACHE/images/l1-$name-qemu.cpio.gz"
+  out="$RVVMM_L1_DIR/l1-$name-qemu.cpio.gz"
 fi
 [ -f "$base" ] || { echo "l1-initrd: missing $base: run resources/build-images.sh" >&2; exit 1; }
 [ -x "$RVVMM_BIN" ] || { echo "l1-initrd: missing $RVVMM_BIN: run resources/build-rvvmm.sh" >&2; exit 1; }

@@ -15,7 +15,7 @@
 # Defaults come from RVVMM_L1_MACHINE (aia), RVVMM_L1_SMP (2), RVVMM_L1_MEM (4G), RVVMM_L1_KERNEL (trixie),
 # RVVMM_L1_PCI (DIR for --pci-passthrough; none), RVVMM_L1_CPU (QEMU's -cpu for L1; rv64).
 # --with-qemu (or RVVMM_L1_QEMU=1) boots the initramfs that also holds QEMU-KVM for L1
-# (images/l1-<name>-qemu.cpio.gz: `build-images.sh --with-qemu`, then `RVVMM_L1_QEMU=1 l1-initrd.sh`).
+# (target/l1/l1-<name>-qemu.cpio.gz: `build-images.sh --with-qemu`, then `RVVMM_L1_QEMU=1 l1-initrd.sh`).
 # --distro DIR gives L1 the Debian guest of resources/build-distro.sh as two virtio-blk disks: DIR/root.img
 # (serial rvvmm-distro-root; written by the guest: pass a copy) and DIR/boot.tar read-only (serial
 # rvvmm-distro-boot: the guest's kernel, initramfs and the ssh key, a tar that L1 unpacks from the disk).
@@ -50,10 +50,10 @@ case "$machine" in
 esac
 name=$(rvvmm_l1_kernel_name)
 kernel="$RVVMM_CACHE/images/l1-Image-$name"
-initrd="$RVVMM_CACHE/images/l1-$name.cpio.gz"
+initrd="$RVVMM_L1_DIR/l1-$name.cpio.gz"
 hint="resources/build-images.sh and resources/l1-initrd.sh"
 if [ "$with_qemu" = 1 ]; then
-  initrd="$RVVMM_CACHE/images/l1-$name-qemu.cpio.gz"
+  initrd="$RVVMM_L1_DIR/l1-$name-qemu.cpio.gz"
   hint="resources/build-images.sh --with-qemu and RVVMM_L1_QEMU=1 resources/l1-initrd.sh"
 fi
 for f in "$kernel" "$initrd"; do
