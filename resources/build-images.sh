@@ -148,11 +148,14 @@ trap 'rm -rf "$TMP"' EXIT
 # ---------------------------------------------------------------------------------------------------
 # Packages. The resolved .deb names are remembered per key while apt's state (sources, pins, index
 # files) and this script are unchanged: a no-op run makes no apt calls.
-APT_FP=$({
-  echo "$SELF"
-  cat /etc/apt/sources.list /etc/apt/sources.list.d/* /etc/apt/preferences.d/* 2>/dev/null || true
-  find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '%f %s %T@\n' 2>/dev/null | sort
-} | sha256sum | cut -d' ' -f1)
+apt_fingerprint() {
+  {
+    echo "$SELF"
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/* /etc/apt/preferences.d/* 2>/dev/null || true
+    find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '%f %s %T@\n' 2>/dev/null | sort
+  } | sha256sum | cut -d' ' -f1
+}
+APT_FP=$(apt_fingerprint)
 # A pkgcache.bin for this run's apt calls: without one (containers disable it) each call takes seconds.
 APT_OPTS=(-q -o "Dir::Cache::pkgcache=$TMP/pkgcache.bin" -o Dir::Cache::srcpkgcache=)
 [ "$(id -u)" -ne 0 ] || APT_OPTS+=(-o APT::Sandbox::User=root) # no "_apt cannot access" warning
@@ -163,7 +166,7 @@ download() {
   local uris _url file size _rest need=0
   # --print-uris skips files present in the current directory: ask from an empty one.
   mkdir -p "$TMP/empty"
-  uris=$(cd "$TMP/empty" && apt-get download "${APT_OPTS[@]}" --print-uris "$@")
+  uris=$(cd "$TMP/empty" && apt-get download "${APT_OPTS[@]}" --print-uris "$@") || return 1
   DEBS=()
   while read -r _url file size _rest; do
     [ -n "$file" ] || continue
@@ -173,12 +176,26 @@ download() {
       need=1
     fi
   done <<<"$uris"
-  [ "${#DEBS[@]}" -eq $# ] || die "apt-get download --print-uris $*: got ${#DEBS[@]} files for $# packages"
+  [ "${#DEBS[@]}" -eq $# ] || { log "apt-get download --print-uris $*: got ${#DEBS[@]} files for $# packages"; return 1; }
   if [ "$need" = 1 ]; then
     log "downloading $*"
-    (cd "$DEBDIR" && apt-get download "${APT_OPTS[@]}" "$@") >&2
+    (cd "$DEBDIR" && apt-get download "${APT_OPTS[@]}" "$@") >&2 || return 1
   fi
-  for file in "${DEBS[@]}"; do [ -f "$DEBDIR/$file" ] || die "download of $file failed"; done
+  for file in "${DEBS[@]}"; do [ -f "$DEBDIR/$file" ] || return 1; done
+}
+
+# refresh_lists: apt-get update, at most once per run (lists older than the archive name files it no longer
+# has, and a moved suite needs the new names). Fails when this run already refreshed them.
+REFRESHED=0
+refresh_lists() {
+  [ "$REFRESHED" = 0 ] || return 1
+  REFRESHED=1
+  log "a download failed: refreshing apt's lists (apt-get update) and resolving again"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  $sudo apt-get update -q -o Acquire::Retries=3 >/dev/null || log "apt-get update failed"
+  rm -f "$TMP/pkgcache.bin"
+  APT_FP=$(apt_fingerprint)
 }
 
 # get_debs KEY CMD...: set DEBS to the .debs of the package specs CMD prints (from memo when possible).
@@ -192,7 +209,12 @@ get_debs() {
   fi
   specs=$("$@")
   # shellcheck disable=SC2086 # one spec per word
-  download $specs
+  if ! download $specs; then
+    refresh_lists || die "downloading $specs failed"
+    specs=$("$@")
+    # shellcheck disable=SC2086
+    download $specs || die "downloading $specs failed, also after refreshing apt's lists (network? mirror?)"
+  fi
   { echo "$APT_FP"; printf '%s\n' "${DEBS[@]}"; } >"$memo"
 }
 
