@@ -29,3 +29,21 @@ rvvmm_l1_kernel_name() {
     *) echo "custom-$(echo "$RVVMM_L1_KERNEL" | sha256sum | cut -c1-12)" ;;
   esac
 }
+# rvvmm_args_encode ARG...: the rvvmm.args= value that passes ARG... through L1's kernel command line
+# intact (decoded by rvvmm_args_quoted in resources/l1/args.sh): arguments joined by commas, every byte
+# outside [A-Za-z0-9._/:=+@-] of an argument as a \NNN octal escape.
+rvvmm_args_encode() {
+  local LC_ALL=C out="" a c i sep=""
+  for a in "$@"; do
+    out+=$sep
+    sep=,
+    for ((i = 0; i < ${#a}; i++)); do
+      c=${a:i:1}
+      case "$c" in
+        [A-Za-z0-9._/:=+@-]) out+=$c ;;
+        *) out+=$(printf '\\%03o' "'$c") ;;
+      esac
+    done
+  done
+  printf '%s\n' "$out"
+}

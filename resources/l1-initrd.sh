@@ -24,6 +24,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/root/bin" "$work/root/scenarios"
 install -m 0755 "$RVVMM_ROOT/resources/l1/init" "$work/root/init"
+install -D -m 0644 "$RVVMM_ROOT/resources/l1/args.sh" "$work/root/lib/rvvmm/args.sh"
 install -m 0755 "$RVVMM_BIN" "$work/root/bin/rvvmm"
 cp "$RVVMM_ROOT"/tests/scenarios/*.sh "$work/root/scenarios/"
 # Bare-metal test guests, assembled with the riscv64 cross toolchain.

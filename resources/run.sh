@@ -8,7 +8,9 @@
 #                                      logs in to it over the tap (DHCP from L1's udhcpd)
 #   In the guest: `poweroff` ends the VM.  Ctrl-A x: stop rvvmm from the outside (back to the L1 shell).
 #   In the L1 shell: `poweroff` ends QEMU.  Ctrl-] x: kill QEMU at once.
-# Extra rvvmm options: resources/run.sh --cores 1 --memory 256M  (passed through rvvmm.args).
+# Extra rvvmm options: resources/run.sh --cores 1 --memory 256M --cmdline "console=ttyS0 quiet"
+# (passed through L1's kernel command line as rvvmm.args, each argument intact: commas, spaces and quotes
+# included; resources/common.sh rvvmm_args_encode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=run
@@ -17,11 +19,12 @@ case "${1:-}" in
   --distro-ssh) mode=background; shift ;;
 esac
 resources/setup-host.sh
+. resources/common.sh
 resources/build-rvvmm.sh >/dev/null
 resources/build-images.sh >/dev/null
 resources/l1-initrd.sh >/dev/null
 args=""
-[ $# -gt 0 ] && args="rvvmm.args=$(IFS=,; echo "$*")"
+[ $# -gt 0 ] && args="rvvmm.args=$(rvvmm_args_encode "$@")"
 if [ "$mode" = run ]; then
   exec resources/qemu-l1.sh --interactive --append "rvvmm.run=1 $args"
 fi

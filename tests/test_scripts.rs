@@ -205,3 +205,54 @@ fn kernel_cache_warm_never_asks_apt() {
     );
     assert_eq!(apt_log(&dir), "", "a warm cache asked apt");
 }
+
+/// Encodes `args` as resources/run.sh does (bash, resources/common.sh) and decodes them as L1's init does
+/// (POSIX sh, resources/l1/args.sh), returning what the decoding shell sees as its arguments.
+fn args_through_l1_cmdline(args: &[&str]) -> (String, Vec<String>) {
+    let root = repo();
+    let enc = Command::new("bash")
+        .arg("-c")
+        .arg("RVVMM_L1_KERNEL=trixie . \"$0/resources/common.sh\" && rvvmm_args_encode \"$@\"")
+        .arg(&root)
+        .args(args)
+        .output()
+        .expect("bash runs");
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    let word = text(&enc.stdout).trim_end_matches('\n').to_string();
+    // The decoding side prints each argument NUL-terminated.
+    let dec = Command::new("sh")
+        .arg("-c")
+        .arg(". \"$0/resources/l1/args.sh\"; eval \"set -- $(rvvmm_args_quoted \"$1\")\"; for a in \"$@\"; do printf '%s\\0' \"$a\"; done")
+        .arg(&root)
+        .arg(&word)
+        .output()
+        .expect("sh runs");
+    assert!(dec.status.success(), "{}", text(&dec.stderr));
+    let got = text(&dec.stdout)
+        .split_terminator('\0')
+        .map(str::to_string)
+        .collect();
+    (word, got)
+}
+
+#[test]
+fn run_sh_arguments_reach_rvvmm_in_l1_intact() {
+    let args = [
+        "--net",
+        "tap=t0,mac=52:54:00:12:34:56",
+        "--cmdline",
+        "console=ttyS0 quiet",
+        "--disk",
+        "path=/tmp/a b.img,readonly=on",
+        "it's \"quoted\" 100% \\n $HOME `x` *",
+        "-",
+        "é",
+    ];
+    let (word, got) = args_through_l1_cmdline(&args);
+    // One word of the kernel command line: no space, no quote.
+    assert!(
+        !word.contains([' ', '"', '\'', '\n', '\t']),
+        "not one plain word: {word}"
+    );
+    assert_eq!(got, args, "encoded as {word}");
+}

@@ -402,7 +402,7 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
     }
     let timeout_s = opts.timeout.as_secs().saturating_sub(30).max(60);
     let append = format!(
-        "rvvmm.scenarios={} rvvmm.timeout={timeout_s}",
+        "rvvmm.scenarios={} rvvmm.timeout={timeout_s} rvvmm.runner=stops-qemu",
         scenarios.join(",")
     );
     let mut qemu = Command::new(root.join("resources/qemu-l1.sh"));
@@ -495,16 +495,8 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
             break;
         }
     }
-    // L1 powers itself off after ALL-DONE; don't let a stuck QEMU outlive the run.
-    let grace = Instant::now() + Duration::from_secs(20);
-    while matches!(child.try_wait(), Ok(None)) && Instant::now() < grace {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    if matches!(child.try_wait(), Ok(None)) {
-        eprintln!(
-            "[bench] L1 '{label}' did not power off within 20 s of RVVMM-ALL-DONE; killing QEMU"
-        );
-    }
+    // Everything is in once ALL-DONE has been read (L1 synced its disks before printing it): stop QEMU now.
+    // L1 waits for this instead of powering off, which could cut the line off in its UART's buffer.
     kill(&mut child);
     if !done && run.problem.is_none() {
         run.problem = Some("L1 stopped before printing RVVMM-ALL-DONE".to_string());
