@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the kernels and initramfs images of the nested bench from Debian riscv64 packages
-# (see /work/shared/NESTED.md). Run resources/setup-host.sh first. Outputs, under $RVVMM_CACHE:
+# (see the README, "The nested test bench"). Run resources/setup-host.sh first. Outputs, under $RVVMM_CACHE:
 #   debs/                          downloaded .debs (kept; never downloaded twice)
 #   kernel/<name>/                 Image, release (uname -r), config, modroot/ (modules + modules.dep)
 #   images/l2-Image                the L2 guest kernel (always trixie's)

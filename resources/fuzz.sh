@@ -9,12 +9,15 @@
 #
 # Usage: resources/fuzz.sh [TARGET...]         (default: every target)
 #   RVVMM_FUZZ_SECONDS   seconds per target (default 20; the documented long run uses 600)
+#   RVVMM_FUZZ_CORPUS_MAX  inputs per target above which the corpus is merged down to a minimal set that
+#                        keeps its coverage (libFuzzer -merge=1; default 1000), so it never grows without bound
 #   RVVMM_FUZZ_CORPUS    corpus directory, kept between runs (default ${XDG_CACHE_HOME:-~/.cache}/rvvmm/fuzz-corpus)
 # A crash leaves its input in target/fuzz-artifacts/<target>/ and makes the script fail; copy it to
 # fuzz/regressions/<target>/ (the fuzz crate's unit tests replay everything there) when fixing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${RVVMM_FUZZ_SECONDS:-20}
+corpus_max=${RVVMM_FUZZ_CORPUS_MAX:-1000}
 corpus_root=${RVVMM_FUZZ_CORPUS:-${RVVMM_CACHE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/rvvmm}/fuzz-corpus}
 artifacts=$PWD/target/fuzz-artifacts
 seeds=$PWD/target/fuzz-seeds
@@ -47,6 +50,19 @@ for t in "${targets[@]}"; do
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   ncorpus=$(find "$corpus_root/$t" -type f | wc -l)
+  if [ $rc -eq 0 ] && [ "$ncorpus" -gt "$corpus_max" ]; then
+    rm -rf "$corpus_root/$t.merge"
+    mkdir -p "$corpus_root/$t.merge"
+    if "$bin/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 "$corpus_root/$t.merge" "$corpus_root/$t" >"$log.merge" 2>&1; then
+      rm -rf "$corpus_root/$t"
+      mv "$corpus_root/$t.merge" "$corpus_root/$t"
+      echo "fuzz.sh: $t: corpus merged from $ncorpus to $(find "$corpus_root/$t" -type f | wc -l) inputs" >&2
+      ncorpus=$(find "$corpus_root/$t" -type f | wc -l)
+    else
+      rm -rf "$corpus_root/$t.merge"
+      echo "fuzz.sh: $t: merging the corpus failed (see $log.merge); kept as it is" >&2
+    fi
+  fi
   if [ $rc -eq 0 ]; then
     result=ok
   else

@@ -5,10 +5,11 @@
 #   3. host unit tests (arch-neutral crates, CLI, bench helpers), then fuzzing: every target of fuzz/ for
 #      RVVMM_FUZZ_SECONDS (default 20) each                    (fuzz.sh)
 #   4. build the static riscv64 rvvmm                           (build-rvvmm.sh)
-#   5. build the L1/L2 images (cached in .cache/)               (build-images.sh)
-#   6. build the project's L1 kernel for the vfio host kind (cached in ~/.cache/rvvmm; build-l1-kernel.sh),
-#      whose Image path reaches the nested tests as RVVMM_L1_VFIO_KERNEL
-#   7. build the Debian guest (root disk, kernel, initramfs; cached in ~/.cache/rvvmm; build-distro.sh,
+#   5. build the L1/L2 images (cached in ~/.cache/rvvmm/nested)  (build-images.sh)
+#   6. the project's L1 kernel for the vfio host kind (cached in ~/.cache/rvvmm/l1-kernel; build-l1-kernel.sh,
+#      started in the background after stage 1, at low priority), whose Image path reaches the nested tests
+#      as RVVMM_L1_VFIO_KERNEL
+#   7. the Debian guest (root disk, kernel, initramfs; cached in ~/.cache/rvvmm/distro; build-distro.sh,
 #      started in the background after stage 1), whose directory reaches the nested tests as
 #      RVVMM_DISTRO_DIR
 #   8. nested tests: boot L1 under QEMU, run rvvmm on its /dev/kvm (cargo test --test nested -- --ignored)
@@ -31,16 +32,26 @@ lint() {
 stage "setup host" resources/setup-host.sh
 # The Debian guest image is built in the background from here (mostly one core: dpkg under qemu-user)
 # while lint, unit tests and fuzzing (one core per target) run; its stage below waits for it.
+# The L1 kernel too (cold: a kernel build at low priority, soaking up the core that single-threaded stages
+# such as fuzzing leave idle; warm: a second).
 mkdir -p target
 resources/build-distro.sh >target/build-distro.out 2>target/build-distro.log &
 distro_pid=$!
+resources/build-l1-kernel.sh >target/build-l1-kernel.out 2>target/build-l1-kernel.log &
+kernel_pid=$!
 [ "${RVVMM_SKIP_LINT:-0}" = 1 ] || stage "lint" lint
 stage "host unit tests" cargo test --locked --workspace
 stage "fuzz" resources/fuzz.sh
 stage "build riscv64 rvvmm" resources/build-rvvmm.sh
 stage "build images" resources/build-images.sh
 build_l1_kernel() {
-  RVVMM_L1_VFIO_KERNEL=$(resources/build-l1-kernel.sh | tail -n 1)
+  wait "$kernel_pid" || {
+    cat target/build-l1-kernel.log
+    echo "resources/build-l1-kernel.sh failed (its log is above)"
+    return 1
+  }
+  tail -n 2 target/build-l1-kernel.log
+  RVVMM_L1_VFIO_KERNEL=$(tail -n 1 target/build-l1-kernel.out)
   export RVVMM_L1_VFIO_KERNEL
   echo "RVVMM_L1_VFIO_KERNEL=$RVVMM_L1_VFIO_KERNEL"
 }
@@ -58,3 +69,4 @@ build_distro() {
 }
 stage "build Debian guest" build_distro
 stage "nested tests" cargo test --locked --test nested -- --ignored --test-threads=1 --nocapture "$@"
+echo "=== [test.sh] all stages passed in $SECONDS s"
