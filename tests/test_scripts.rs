@@ -126,7 +126,10 @@ fn kernel_source_from_trixie_backports_comes_before_sid() {
          linux-source-7.4 7.4.1-1 sid\n\
          linux-source-7.10 7.10.1-1 experimental\n",
     );
-    assert_eq!(resolved(&dir), "linux-source-7.2=7.2.5-1~bpo13+1 trixie-backports");
+    assert_eq!(
+        resolved(&dir),
+        "linux-source-7.2=7.2.5-1~bpo13+1 trixie-backports"
+    );
     // The newest series wins within a suite (7.10 sorts after 7.9, not before 7.2).
     let dir = scratch("newest");
     fake_archive(

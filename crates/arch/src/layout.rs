@@ -209,9 +209,9 @@ struct Size(u64);
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        if b != 0 && b % MIB == 0 {
+        if b != 0 && b.is_multiple_of(MIB) {
             write!(f, "{} MiB", b / MIB)
-        } else if b != 0 && b % KIB == 0 && b < MIB {
+        } else if b != 0 && b.is_multiple_of(KIB) && b < MIB {
             write!(f, "{} KiB", b / KIB)
         } else {
             // Precision loss for huge values is fine: this is only a hint for humans.

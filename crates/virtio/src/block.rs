@@ -651,7 +651,7 @@ impl Block {
         sector: u64,
     ) -> Result<u32, u8> {
         let len = req.writable_len;
-        if out_len != 0 || len % SECTOR_SIZE != 0 {
+        if out_len != 0 || !len.is_multiple_of(SECTOR_SIZE) {
             log::debug!("virtio-blk: bad read request layout ({out_len} bytes out, {len} in)");
             return Err(VIRTIO_BLK_S_IOERR);
         }
@@ -708,7 +708,7 @@ impl Block {
             log::debug!("virtio-blk: write to read-only {}", self.path.display());
             return Err(VIRTIO_BLK_S_IOERR);
         }
-        if req.writable_len != 0 || len % SECTOR_SIZE != 0 {
+        if req.writable_len != 0 || !len.is_multiple_of(SECTOR_SIZE) {
             log::debug!(
                 "virtio-blk: bad write request layout ({len} bytes out, {} in)",
                 req.writable_len
@@ -792,7 +792,7 @@ impl Block {
         };
         if req.writable_len != 0
             || len == 0
-            || len % SEGMENT_LEN != 0
+            || !len.is_multiple_of(SEGMENT_LEN)
             || len / SEGMENT_LEN > u64::from(max_seg)
         {
             log::debug!("virtio-blk: bad discard/write-zeroes layout ({len} bytes of segments)");

@@ -553,7 +553,7 @@ impl MmioDevice for MmioTransport {
         data.fill(0);
         if offset >= reg::CONFIG {
             self.device.read_config(offset - reg::CONFIG, data);
-        } else if data.len() == 4 && offset % 4 == 0 {
+        } else if data.len() == 4 && offset.is_multiple_of(4) {
             data.copy_from_slice(&self.read_reg(offset).to_le_bytes());
         } else {
             log::debug!("virtio: {}-byte read at {offset:#x} ignored", data.len());
@@ -563,7 +563,7 @@ impl MmioDevice for MmioTransport {
     fn write(&mut self, offset: u64, data: &[u8]) {
         if offset >= reg::CONFIG {
             self.device.write_config(offset - reg::CONFIG, data);
-        } else if data.len() == 4 && offset % 4 == 0 {
+        } else if data.len() == 4 && offset.is_multiple_of(4) {
             let value = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
             self.write_reg(offset, value);
         } else {
