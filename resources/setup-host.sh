@@ -90,19 +90,27 @@ SRC
     -t bookworm-backports "${BACKPORTS_PKGS[@]}" >/dev/null
 fi
 
-for t in riscv64gc-unknown-linux-gnu riscv64gc-unknown-none-elf; do
-  if ! rustup target list --installed | grep -qx "$t"; then
-    log "rustup target add $t"
-    rustup target add "$t"
-  fi
-done
-for c in clippy rustfmt; do
-  rustup component list --installed | grep -q "^$c" || rustup component add "$c"
-done
+# The pinned toolchain of rust-toolchain.toml (lint, tests, fuzzing) with its components and targets.
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PINNED=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$REPO/rust-toolchain.toml" | head -n 1)
+have_toolchain() { # TOOLCHAIN TARGET...
+  local tc=$1 t
+  shift
+  rustup run "$tc" rustc --version >/dev/null 2>&1 || return 1
+  for t in "$@"; do
+    rustup target list --toolchain "$tc" --installed 2>/dev/null | grep -qx "$t" || return 1
+  done
+}
+if ! have_toolchain "$PINNED" riscv64gc-unknown-linux-gnu riscv64gc-unknown-none-elf ||
+  ! rustup component list --toolchain "$PINNED" --installed 2>/dev/null | grep -q '^clippy' ||
+  ! rustup component list --toolchain "$PINNED" --installed 2>/dev/null | grep -q '^rustfmt'; then
+  log "rustup toolchain install $PINNED (rust-toolchain.toml) with clippy, rustfmt and the riscv64 targets"
+  rustup toolchain install "$PINNED" --profile minimal --component clippy,rustfmt \
+    --target riscv64gc-unknown-linux-gnu,riscv64gc-unknown-none-elf >/dev/null
+fi
 # The declared minimum Rust: resources/build-rvvmm.sh builds the riscv64 rvvmm with it, so the suite proves
 # rust-version true (a native build with Debian trixie's rustc, 1.85, is what it promises).
-if ! rustup run "$MSRV" rustc --print target-list >/dev/null 2>&1 ||
-  ! rustup target list --toolchain "$MSRV" --installed 2>/dev/null | grep -qx riscv64gc-unknown-linux-gnu; then
+if ! have_toolchain "$MSRV" riscv64gc-unknown-linux-gnu; then
   log "rustup toolchain install $MSRV (Cargo.toml's rust-version) with the riscv64 target"
   rustup toolchain install "$MSRV" --profile minimal --target riscv64gc-unknown-linux-gnu >/dev/null
 fi

@@ -48,7 +48,13 @@ echo "THIRD rc=$? $(cat third.err)"
 
 # 4. SIGKILL A: its cores are free at once for C.
 kill -KILL $pa
-sleep 1
+# Its core locks go when its last thread has closed its files (a KVM teardown under TCG takes a moment):
+# wait, at most 60 s, until /proc/locks holds no flock of that pid.
+i=0
+while awk -v p="$pa" '$2 == "FLOCK" && $5 == p { f = 1 } END { exit !f }' /proc/locks && [ $i -lt 60 ]; do
+  sleep 1
+  i=$((i + 1))
+done
 (cd c && start_guest --cores 2 --memory 192M && echo $pid >pid && sleep 100000 >in) &
 wait_for c/out 'RVVMM-L2-BOOTED' 300 || exit 1
 pc=$(cat c/pid)

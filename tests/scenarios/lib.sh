@@ -17,6 +17,34 @@ wait_for() {
   done
 }
 
+# wait_listen PORT SECONDS: wait until something in L1 listens on TCP PORT (state 0A in /proc/net/tcp*),
+# or fail after SECONDS.
+wait_listen() {
+  _wl_hex=$(printf '%04X' "$1")
+  i=0
+  until cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ":$_wl_hex [0-9A-F:]* 0A "; do
+    i=$((i + 1))
+    if [ "$i" -gt "$2" ]; then
+      echo "TIMEOUT waiting for a listener on TCP port $1"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# connect_retry SECONDS nc-args...: nc with stdin, retried once a second while the connection is refused
+# (the peer's listener may not be up yet), for at most SECONDS. The input must be a file (it is re-read).
+connect_retry() {
+  _cr_n=$1
+  shift
+  i=0
+  until nc "$@"; do
+    i=$((i + 1))
+    [ "$i" -lt "$_cr_n" ] || return 1
+    sleep 1
+  done
+}
+
 # start_guest: boot the L2 Linux guest in the background with its console on the fifo ./in (kept open on
 # fd 3) and output in ./out, ./err; sets $pid. Extra rvvmm arguments are passed through.
 start_guest() {

@@ -16,7 +16,7 @@ guest_cmd 'ping -c 3 -W 5 10.0.2.1 >/tmp/p1; echo PING1-$((2+1))-rc=$?; ping -c 
 
 # Guest -> L1: 4 MiB.
 sleep 900 | nc -l -p 5000 >recv &
-sleep 1
+wait_listen 5000 30 || exit 1
 guest_cmd 'dd if=/dev/urandom of=/tmp/tx bs=1M count=4 2>/dev/null; echo "GTX-SUM $(sha256sum /tmp/tx)"; nc 10.0.2.1 5000 </tmp/tx; echo SENT-$((3+3))-rc=$?' 'SENT-6-rc=' 300 || exit 1
 i=0
 while [ "$(wc -c <recv)" -lt 4194304 ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
@@ -26,8 +26,8 @@ echo "L1-RX-SUM $(sha256sum recv | cut -d' ' -f1) bytes=$(wc -c <recv)"
 dd if=/dev/urandom of=tx2 bs=1M count=4 2>/dev/null
 echo "L1-TX-SUM $(sha256sum tx2 | cut -d' ' -f1)"
 guest_cmd '(sleep 900 | nc -l -p 5001 >/tmp/rx &) ; echo LISTEN-$((4+4))' 'LISTEN-8' 30 || exit 1
-sleep 2
-nc 10.0.3.15 5001 <tx2
+# The guest's nc may not be listening yet when LISTEN-8 is printed: retry while refused.
+connect_retry 30 10.0.3.15 5001 <tx2
 echo "L1-SEND rc=$?"
 guest_cmd 'i=0; while [ $(wc -c </tmp/rx) -lt 4194304 ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; echo "GRX-SUM $(sha256sum /tmp/rx)"' 'GRX-SUM [0-9a-f]{64}' 120 || exit 1
 echo 'poweroff -f' >&3

@@ -21,14 +21,14 @@ guest_cmd 'echo "GSUM-A $(sha256sum /dev/vda)"' 'GSUM-A [0-9a-f]{64}' 120 || exi
 guest_cmd 'dd if=/dev/urandom of=/tmp/data bs=1M count=6 2>/dev/null; echo "GSUM-B $(sha256sum /tmp/data)"; dd if=/tmp/data of=/dev/vdb bs=1M conv=fsync 2>/dev/null; echo WROTE-$((2+2))-rc=$?' 'WROTE-4-rc=' 120 || exit 1
 guest_cmd "for i in /sys/class/net/*; do [ \"\$(cat \$i/address)\" = $MAC ] && A=\${i##*/}; done; ip addr add 10.0.4.15/24 dev \$A; ip link set \$A up; ping -c 3 -W 5 10.0.4.1 >/dev/null; echo PING-\$((2+3))-rc=\$?" 'PING-5-rc=' 90 || exit 1
 sleep 900 | nc -l -p 5002 >recv &
-sleep 1
+wait_listen 5002 30 || exit 1
 guest_cmd 'dd if=/dev/urandom of=/tmp/tx bs=1M count=4 2>/dev/null; echo "GTX-SUM $(sha256sum /tmp/tx)"; nc 10.0.4.1 5002 </tmp/tx; echo SENT-$((3+3))-rc=$?' 'SENT-6-rc=' 300 || exit 1
 i=0
 while [ "$(wc -c <recv)" -lt 4194304 ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
 dd if=/dev/urandom of=tx2 bs=1M count=4 2>/dev/null
 guest_cmd '(sleep 900 | nc -l -p 5003 >/tmp/rx &) ; echo LISTEN-$((4+4))' 'LISTEN-8' 30 || exit 1
-sleep 2
-nc 10.0.4.15 5003 <tx2
+# The guest's nc may not be listening yet when LISTEN-8 is printed: retry while refused.
+connect_retry 30 10.0.4.15 5003 <tx2
 guest_cmd 'i=0; while [ $(wc -c </tmp/rx) -lt 4194304 ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; echo "GRX-SUM $(sha256sum /tmp/rx)"' 'GRX-SUM [0-9a-f]{64}' 120 || exit 1
 guest_cmd 'echo "GRNG $(cat /sys/class/misc/hw_random/rng_current) $(head -c 64 /dev/hwrng | od -An -tx1 | tr -d " \n" | wc -c)"' 'GRNG [a-z_.0-9]+ [0-9]+' 60 || exit 1
 echo 'poweroff -f' >&3
