@@ -184,16 +184,10 @@ download() {
   for file in "${DEBS[@]}"; do [ -f "$DEBDIR/$file" ] || return 1; done
 }
 
-# refresh_lists: apt-get update, at most once per run (lists older than the archive name files it no longer
-# has, and a moved suite needs the new names). Fails when this run already refreshed them.
-REFRESHED=0
+# refresh_lists: apt's lists refreshed once per run (apt-lists.sh), and what depends on them recomputed.
+. "$RES/apt-lists.sh"
 refresh_lists() {
-  [ "$REFRESHED" = 0 ] || return 1
-  REFRESHED=1
-  log "a download failed: refreshing apt's lists (apt-get update) and resolving again"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-  $sudo apt-get update -q -o Acquire::Retries=3 >/dev/null || log "apt-get update failed"
+  apt_refresh_once "a download failed" || return 1
   rm -f "$TMP/pkgcache.bin"
   APT_FP=$(apt_fingerprint)
 }

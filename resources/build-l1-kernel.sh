@@ -85,15 +85,8 @@ resolve() {
   done
   return 1
 }
-refreshed=0
-refresh_lists() {
-  [ "$refreshed" = 0 ] || return 1
-  refreshed=1
-  log "refreshing apt's lists (apt-get update)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-  $sudo apt-get update -q -o Acquire::Retries=3 >/dev/null 2>&1 || log "apt-get update failed; going on with the lists there are"
-}
+. "$REPO/resources/apt-lists.sh"
+refresh_lists() { apt_refresh_once "no usable kernel source, or its download failed"; }
 no_source() {
   die "apt offers no linux-source-X.Y at or above $MIN_SERIES in ${SUITES[*]}: run resources/setup-host.sh (it adds those sources), or name a package with RVVMM_L1_KERNEL_PKG=linux-source-X.Y[=VERSION]"
 }
