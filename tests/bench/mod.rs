@@ -358,6 +358,10 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The most one scenario may take (L1's init kills it then): well above the slowest (the Debian guest's
+/// boot and login, a few minutes) and far below a whole L1 run's budget.
+const SCENARIO_TIMEOUT_S: u64 = 900;
+
 /// Boots L1, runs `scenarios` in order inside it and returns the console split per scenario.
 pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
     let _guard = BOOT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -400,7 +404,13 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
             return run;
         }
     }
-    let timeout_s = opts.timeout.as_secs().saturating_sub(30).max(60);
+    // Each scenario's own limit: one that hangs costs at most this, not the whole boot's budget (the later
+    // scenarios still run and report).
+    let timeout_s = opts
+        .timeout
+        .as_secs()
+        .saturating_sub(30)
+        .clamp(60, SCENARIO_TIMEOUT_S);
     let append = format!(
         "rvvmm.scenarios={} rvvmm.timeout={timeout_s} rvvmm.runner=stops-qemu",
         scenarios.join(",")
