@@ -1,11 +1,14 @@
 //! Host core reservation: each vcpu owns a host core, and no two running rvvmm processes get the same core
 //! unless they ask to share. A core is held through an advisory lock on `/run/rvvmm/core<N>.lock` (flock),
 //! which the kernel drops when the process dies, however it dies: a killed VM never leaks its cores. The
-//! lock file holds the holder's pid, so a refusal can name it.
+//! lock file holds the holder's pid, so a refusal can name it. Lock files are created 0600 and opened
+//! without following a symbolic link: other local users can neither hold a core by locking its file
+//! read-only nor, through a link planted in a writable lock directory, have rvvmm write into another file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::CpuPlacement;
@@ -40,8 +43,34 @@ fn try_lock(dir: &Path, core: usize, exclusive: bool) -> Result<Attempt, String>
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        // Never through a symbolic link; never blocked by a FIFO put in its place.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
-        .map_err(|e| format!("cannot open the core lock {}: {e}", path.display()))?;
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                format!(
+                    "the core lock {} is a symbolic link: refusing to follow it",
+                    path.display()
+                )
+            } else {
+                format!("cannot open the core lock {}: {e}", path.display())
+            }
+        })?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot stat the core lock {}: {e}", path.display()))?;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "the core lock {} is not a regular file",
+            path.display()
+        ));
+    }
+    // Files an older rvvmm created 0644: readable by anyone, so anyone could hold the lock. Tighten what
+    // this user owns (another user's file is left as it is, and locking it still works or is refused).
+    if meta.permissions().mode() & 0o077 != 0 {
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
     let op = if exclusive {
         libc::LOCK_EX
     } else {
@@ -231,6 +260,38 @@ mod tests {
         // Shared VMs coexist with shared VMs.
         let s2 = reserve(&CpuPlacement::Count(4), true, &all, &d).unwrap();
         assert_eq!(s2.cores, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn lock_files_are_private_and_never_followed_through_a_link() {
+        let _serial = serial();
+        let d = dir("perm");
+        std::fs::create_dir_all(&d).unwrap();
+        // A link planted where core 0's lock goes, pointing at a file rvvmm must not touch.
+        let victim = d.join("victim");
+        std::fs::write(&victim, b"precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join("core0.lock")).unwrap();
+        let e = reserve(&CpuPlacement::Count(1), false, &[0, 1], &d).unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+        // A lock file left world-readable by an older rvvmm is made private; new ones are created private.
+        std::fs::write(d.join("core1.lock"), b"").unwrap();
+        std::fs::set_permissions(d.join("core1.lock"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let r = reserve(&CpuPlacement::Count(2), false, &[1, 2], &d).unwrap();
+        assert_eq!(r.cores, vec![1, 2]);
+        for c in [1, 2] {
+            let mode = std::fs::metadata(d.join(format!("core{c}.lock")))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "core{c}.lock has mode {mode:o}");
+        }
+        drop(r);
+        // Something other than a regular file in its place is refused, not waited on.
+        std::fs::create_dir(d.join("core3.lock")).unwrap();
+        let e = reserve(&CpuPlacement::Count(1), false, &[3], &d).unwrap_err();
+        assert!(e.contains("core3.lock"), "{e}");
     }
 
     #[test]
