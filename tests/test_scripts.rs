@@ -41,26 +41,45 @@ fn fake_archive(dir: &Path, archive: &str) {
         &format!(
             r#"echo "apt-cache $*" >>{d}/apt.log
 case "$1" in
-  pkgnames) awk -v p="$2" 'index($1, p) == 1 {{ print $1 }}' {d}/archive | sort -u ;;
+  # Like apt: the riscv64 suites' arch:all packages are listed only with --all-names.
+  pkgnames) [ "$2" = --all-names ] && awk -v p="$3" 'index($1, p) == 1 {{ print $1 }}' {d}/archive | sort -u ;;
   madison) awk -v n="$2" '$1 == n {{ printf " %s | %s | http://deb.debian.org/debian %s/main all Packages\n", $1, $2, $3 }}' {d}/archive ;;
   policy) v=$(awk -v n="$2" '$1 == n {{ print $2; exit }}' {d}/archive); echo "$2:"; echo "  Candidate: ${{v:-(none)}}" ;;
   *) exit 1 ;;
 esac"#
         ),
     );
-    // `update` succeeds and changes nothing; downloads fail (nothing here is a real archive).
+    // `update` succeeds and changes nothing. `download NAME=VERSION` fails unless dir/downloads exists;
+    // then it leaves an empty NAME_VERSION_all.deb, which the fake dpkg-deb unpacks to a source tree with
+    // no files (so no patch applies).
     script(
         &bin.join("apt-get"),
-        &format!("echo \"apt-get $*\" >>{d}/apt.log\n[ \"$1\" = update ]"),
+        &format!(
+            r#"echo "apt-get $*" >>{d}/apt.log
+case "$1" in
+  update) exit 0 ;;
+  download) [ -d {d}/downloads ] || exit 1; for a; do case "$a" in *=*) : >"${{a%%=*}}_${{a#*=}}_all.deb" ;; esac; done ;;
+  *) exit 1 ;;
+esac"#
+        ),
     );
     script(
         &bin.join("dpkg-deb"),
-        &format!("echo \"dpkg-deb $*\" >>{d}/apt.log\nexit 1"),
+        &format!(
+            r#"echo "dpkg-deb $*" >>{d}/apt.log
+[ "$1" = --fsys-tarfile ] || exit 1
+pkg=$(basename "$2"); pkg=${{pkg%%_*}}
+t=$(mktemp -d); mkdir -p "$t/usr/src" "$t/src/$pkg"
+tar -C "$t/src" -cJf "$t/usr/src/$pkg.tar.xz" "$pkg"
+tar -C "$t" -cf - usr; rm -rf "$t""#
+        ),
     );
     // Build tools the script checks for before anything else.
-    for t in ["flex", "bison", "bc", "patch"] {
+    for t in ["flex", "bison", "bc"] {
         script(&bin.join(t), "exit 0");
     }
+    // The fake sources hold no files: no patch applies to them.
+    script(&bin.join("patch"), "echo \"patch $*\" >&2; exit 1");
     script(
         &bin.join("riscv64-linux-gnu-gcc"),
         "echo 'riscv64-linux-gnu-gcc (stand-in) 12.2.0'",
@@ -258,4 +277,35 @@ fn run_sh_arguments_reach_rvvmm_in_l1_intact() {
         "not one plain word: {word}"
     );
     assert_eq!(got, args, "encoded as {word}");
+}
+
+#[test]
+fn kernel_sources_the_patches_do_not_fit_are_each_tried_then_refused_with_what_to_do() {
+    let dir = scratch("refused");
+    fake_archive(
+        &dir,
+        "linux-source-7.3 7.3.4-1~bpo13+1 trixie-backports\n\
+         linux-source-7.2 7.2.13-1 sid\n",
+    );
+    fs::create_dir(dir.join("downloads")).unwrap();
+    let out = run_kernel_script(&dir, &[]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("apply to no kernel source")
+            && err.contains("linux-source-7.3 7.3.4-1~bpo13+1")
+            && err.contains("linux-source-7.2 7.2.13-1")
+            && err.contains("RVVMM_L1_KERNEL_PKG="),
+        "{err}"
+    );
+    let log = apt_log(&dir);
+    assert!(
+        log.contains("download -q linux-source-7.3=7.3.4-1~bpo13+1")
+            && log.contains("download -q linux-source-7.2=7.2.13-1"),
+        "both candidates were fetched, best first:\n{log}"
+    );
+    assert!(
+        log.find("linux-source-7.3=").unwrap() < log.find("linux-source-7.2=").unwrap(),
+        "{log}"
+    );
 }
