@@ -26,7 +26,8 @@ HOST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross cpio kmod xz-utils devi
   g++
   mmdebstrap arch-test openssh-client)
 # The riscv64 suites apt downloads from: kernels and busybox (trixie), the L1 kernel's source
-# (trixie-backports, else sid: resources/build-l1-kernel.sh).
+# (trixie-backports, else sid: resources/build-l1-kernel.sh). Pinned below trixie, so that trixie's own
+# versions stay the candidates that build-images.sh resolves (a backport's dependencies are not in trixie).
 RISCV64_SOURCES='Types: deb
 URIs: http://deb.debian.org/debian
 Suites: trixie trixie-backports sid
@@ -39,7 +40,7 @@ Pin-Priority: 100
 
 Package: *
 Pin: release n=trixie-backports
-Pin-Priority: 100
+Pin-Priority: 90
 
 Package: *
 Pin: release n=sid
