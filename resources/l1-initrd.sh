@@ -24,7 +24,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/root/bin" "$work/root/scenarios"
 install -m 0755 "$RVVMM_ROOT/resources/l1/init" "$work/root/init"
-install -D -m 0644 "$RVVMM_ROOT/resources/l1/args.sh" "$work/root/lib/rvvmm/args.sh"
+# Under usr/: the base image's /lib is a symlink to usr/lib, which a /lib directory in this archive would
+# replace (taking every kernel module out of reach).
+install -D -m 0644 "$RVVMM_ROOT/resources/l1/args.sh" "$work/root/usr/lib/rvvmm/args.sh"
 install -m 0755 "$RVVMM_BIN" "$work/root/bin/rvvmm"
 cp "$RVVMM_ROOT"/tests/scenarios/*.sh "$work/root/scenarios/"
 # Bare-metal test guests, assembled with the riscv64 cross toolchain.
@@ -46,6 +48,9 @@ riscv64-linux-gnu-gcc -static -O2 -o "$work/root/guests/iobench" "$RVVMM_ROOT/te
 riscv64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$work/root/guests/vsock-test" "$RVVMM_ROOT/tests/guests/vsock-test.c"
 # The side-by-side benchmark's clock, TCP and round-trip tool (tests/scenarios/bench-vmm.sh).
 riscv64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$work/root/guests/vmbench" "$RVVMM_ROOT/tests/guests/vmbench.c"
+for l in lib lib64 sbin; do
+  [ ! -e "$work/root/$l" ] || { echo "l1-initrd: the overlay must not hold /$l (a symlink in the base image)" >&2; exit 1; }
+done
 (cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) > "$work/overlay.cpio.gz"
 cat "$base" "${extra[@]}" "$work/overlay.cpio.gz" > "$out.tmp"
 mv "$out.tmp" "$out"
