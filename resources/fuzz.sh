@@ -9,6 +9,7 @@
 #
 # Usage: resources/fuzz.sh [TARGET...]         (default: every target)
 #   RVVMM_FUZZ_SECONDS   seconds per target (default 20; the documented long run uses 600)
+#   RVVMM_FUZZ_JOBS      targets fuzzed at once (default: the number of cores; each fuzzer uses one)
 #   RVVMM_FUZZ_CORPUS_MAX  inputs per target above which the corpus is merged down to a minimal set that
 #                        keeps its coverage (libFuzzer -merge=1; default 1000), so it never grows without bound
 #   RVVMM_FUZZ_CORPUS    corpus directory, kept between runs (default ${XDG_CACHE_HOME:-~/.cache}/rvvmm/fuzz-corpus)
@@ -38,9 +39,14 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-co
 cargo build --locked --manifest-path fuzz/Cargo.toml --release --bins --target "$host" -q
 bin=fuzz/target/$host/release
 
-failed=0
 for t in "${targets[@]}"; do
   [ -x "$bin/$t" ] || { echo "fuzz.sh: no target '$t' (targets: ${all[*]})" >&2; exit 2; }
+done
+
+# fuzz_one TARGET: fuzz it, merge its corpus down when it grew too large, write its FUZZ line to
+# $artifacts/TARGET.result.
+fuzz_one() {
+  local t=$1 log rc execs ncorpus result
   mkdir -p "$corpus_root/$t" "$artifacts/$t"
   log=$artifacts/$t.log
   set +e
@@ -67,9 +73,27 @@ for t in "${targets[@]}"; do
     result=ok
   else
     result=CRASH
-    failed=1
     grep -E 'panicked|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 8 >&2
   fi
-  echo "FUZZ target=$t seconds=$seconds execs=${execs:-?} corpus=$ncorpus result=$result"
+  echo "FUZZ target=$t seconds=$seconds execs=${execs:-?} corpus=$ncorpus result=$result" >"$artifacts/$t.result"
+}
+
+# One target per core at a time (each fuzzer is single-threaded); the lines come out in target order.
+jobs_max=${RVVMM_FUZZ_JOBS:-$(nproc)}
+for t in "${targets[@]}"; do
+  rm -f "$artifacts/$t.result"
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  fuzz_one "$t" &
+done
+wait
+failed=0
+for t in "${targets[@]}"; do
+  if [ -f "$artifacts/$t.result" ]; then
+    cat "$artifacts/$t.result"
+    grep -q 'result=ok$' "$artifacts/$t.result" || failed=1
+  else
+    echo "FUZZ target=$t result=ERROR (the fuzzing job ended without a result; see $artifacts/$t.log)"
+    failed=1
+  fi
 done
 exit $failed

@@ -514,11 +514,30 @@ pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
     run.elapsed = start.elapsed();
     run.scenarios = split_scenarios(&run.log);
     eprintln!(
-        "[bench] L1 run '{label}' took {:.1}s, log {}",
+        "[bench] L1 run '{label}' took {:.1}s, log {}; seconds per scenario: {}",
         run.elapsed.as_secs_f64(),
-        log_path.display()
+        log_path.display(),
+        scenario_times(&run.log)
+            .iter()
+            .map(|(name, secs)| format!("{name} {secs}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     run
+}
+
+/// The `RVVMM-SCENARIO-TIME name secs=N` lines of a console log (L1's init prints one after each
+/// scenario), in order.
+pub fn scenario_times(log: &str) -> Vec<(String, u64)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("RVVMM-SCENARIO-TIME ")?;
+            let mut w = rest.split_whitespace();
+            let name = w.next()?.to_string();
+            let secs = w.next()?.strip_prefix("secs=")?.parse().ok()?;
+            Some((name, secs))
+        })
+        .collect()
 }
 
 /// Splits a console log into scenario sections with their outcomes.
@@ -607,6 +626,18 @@ mod tests {
         assert!(matches!(s["b"].0, Outcome::Fail(_)));
         assert_eq!(s["c"].0, Outcome::Missing);
         assert!(!s.contains_key("d"));
+    }
+
+    #[test]
+    fn scenario_times_are_read_in_order() {
+        let log = "RVVMM-SCENARIO-BEGIN a\nRVVMM-SCENARIO-PASS a\nRVVMM-SCENARIO-TIME a secs=12\n\
+                   RVVMM-SCENARIO-TIME b secs=x\nRVVMM-SCENARIO-TIME c secs=0\n";
+        assert_eq!(
+            scenario_times(log),
+            vec![("a".to_string(), 12), ("c".to_string(), 0)]
+        );
+        // The time line sits after PASS/FAIL: outside every section.
+        assert_eq!(split_scenarios(log)["a"].1, "");
     }
 
     #[test]
