@@ -358,9 +358,9 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// The most one scenario may take (L1's init kills it then): well above the slowest (the Debian guest's
-/// boot and login, a few minutes) and far below a whole L1 run's budget.
-const SCENARIO_TIMEOUT_S: u64 = 900;
+/// The most one scenario may take (L1's init kills it then): well above the slowest (the Debian guest:
+/// two systemd boots, logins, ssh; 10-12 minutes) and below a whole L1 run's budget.
+const SCENARIO_TIMEOUT_S: u64 = 1800;
 
 /// Boots L1, runs `scenarios` in order inside it and returns the console split per scenario.
 pub fn boot_l1(label: &str, scenarios: &[&str], opts: &L1Options) -> L1Run {
