@@ -166,7 +166,8 @@ impl MmioDevice for GoldfishRtc {
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         if data.len() != 4 {
-            log::debug!(
+            crate::log_limited!(
+                log::Level::Debug,
                 "goldfish-rtc: {}-byte write at {offset:#x} ignored",
                 data.len()
             );
@@ -190,7 +191,10 @@ impl MmioDevice for GoldfishRtc {
             IRQ_ENABLED => st.irq_enabled = value & 1 != 0,
             CLEAR_ALARM => st.alarm = None,
             CLEAR_INTERRUPT => st.pending = false,
-            _ => log::debug!("goldfish-rtc: write {value:#x} at {offset:#x} ignored"),
+            _ => crate::log_limited!(
+                log::Level::Debug,
+                "goldfish-rtc: write {value:#x} at {offset:#x} ignored"
+            ),
         }
         let after = st.level();
         shared.drive(before, after);

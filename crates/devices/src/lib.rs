@@ -1,11 +1,13 @@
 //! Device models of rvvmm that are not virtio: the MMIO bus every device hangs on, the ns16550a UART (on
 //! vm-superio), the console input queue shared by the UART and the SBI console, and the sifive_test
-//! poweroff/reset device. All arch-neutral and unit-tested on any host.
+//! poweroff/reset device; and the rate limit of the log lines a guest can trigger ([`log_limit`]). All
+//! arch-neutral and unit-tested on any host.
 
 pub mod bus;
 pub mod console;
 pub mod goldfish_rtc;
 pub mod interrupt;
+pub mod log_limit;
 pub mod plic;
 pub mod serial;
 pub mod sifive_test;

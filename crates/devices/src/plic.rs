@@ -149,7 +149,10 @@ impl Plic {
     /// bit unless the source is in service. Sources outside `1..=num_sources()` are ignored.
     pub fn set_source_level(&mut self, source: u32, level: bool) {
         if !self.is_source(source) {
-            log::warn!("plic: level change of nonexistent source {source} ignored");
+            crate::log_limited!(
+                log::Level::Warn,
+                "plic: level change of nonexistent source {source} ignored"
+            );
             return;
         }
         set_bit(&mut self.level, source, level);
@@ -214,7 +217,8 @@ impl Plic {
             .get(ctx)
             .is_some_and(|c| bit(&c.enable, source));
         if !self.is_source(source) || !enabled {
-            log::debug!(
+            crate::log_limited!(
+                log::Level::Debug,
                 "plic: context {ctx} completed source {source}, not enabled there: ignored"
             );
             return;
@@ -265,7 +269,10 @@ impl Plic {
                 self.update();
             }
         } else if offset < ENABLE_BASE {
-            log::debug!("plic: write {value:#x} to read-only pending bits at {offset:#x} ignored");
+            crate::log_limited!(
+                log::Level::Debug,
+                "plic: write {value:#x} to read-only pending bits at {offset:#x} ignored"
+            );
         } else if offset < CONTEXT_BASE {
             let rel = offset - ENABLE_BASE;
             let (Some(ctx), Some(w)) = (index(rel, ENABLE_STRIDE), index(rel % ENABLE_STRIDE, 4))
@@ -301,7 +308,11 @@ impl MmioDevice for Plic {
         if data.len() == 4 && offset & 3 == 0 {
             data.copy_from_slice(&self.read_register(offset).to_le_bytes());
         } else {
-            log::debug!("plic: ignored {}-byte read at {offset:#x}", data.len());
+            crate::log_limited!(
+                log::Level::Debug,
+                "plic: ignored {}-byte read at {offset:#x}",
+                data.len()
+            );
             data.fill(0);
         }
     }
@@ -309,7 +320,11 @@ impl MmioDevice for Plic {
     fn write(&mut self, offset: u64, data: &[u8]) {
         match <[u8; 4]>::try_from(data) {
             Ok(bytes) if offset & 3 == 0 => self.write_register(offset, u32::from_le_bytes(bytes)),
-            _ => log::debug!("plic: ignored {}-byte write at {offset:#x}", data.len()),
+            _ => crate::log_limited!(
+                log::Level::Debug,
+                "plic: ignored {}-byte write at {offset:#x}",
+                data.len()
+            ),
         }
     }
 }

@@ -37,7 +37,8 @@ impl MmioDevice for SifiveTest {
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         if offset != 0 || data.len() < 4 {
-            log::debug!(
+            crate::log_limited!(
+                log::Level::Debug,
                 "sifive_test: ignored {}-byte write at {offset:#x}",
                 data.len()
             );
@@ -49,7 +50,7 @@ impl MmioDevice for SifiveTest {
             FINISHER_RESET => FinisherRequest::Reset,
             FINISHER_FAIL => FinisherRequest::Fail((v >> 16) as u16),
             _ => {
-                log::warn!("sifive_test: unknown command {v:#x}");
+                crate::log_limited!(log::Level::Warn, "sifive_test: unknown command {v:#x}");
                 return;
             }
         };

@@ -149,7 +149,10 @@ impl MmioDevice for PciWindowMmio {
             .with_bar(addr, len, &mut |d, bar, off| d.bar_read(bar, off, data))
         {
             data.fill(0xff);
-            log::debug!("pci: read of {len} bytes at {addr:#x}: no BAR there");
+            devices::log_limited!(
+                log::Level::Debug,
+                "pci: read of {len} bytes at {addr:#x}: no BAR there"
+            );
         }
     }
 
@@ -158,7 +161,8 @@ impl MmioDevice for PciWindowMmio {
         if !self.bus.with_bar(addr, data.len(), &mut |d, bar, off| {
             d.bar_write(bar, off, data)
         }) {
-            log::debug!(
+            devices::log_limited!(
+                log::Level::Debug,
                 "pci: write of {} bytes at {addr:#x}: no BAR there",
                 data.len()
             );

@@ -464,7 +464,8 @@ impl VfioPciDevice {
             // SAFETY: `mapping` stays alive (it is only dropped with the device, after unmap_bar).
             match unsafe { self.vm.map_memory(bar.addr + off, len, host) } {
                 Ok(slot) => state.slots.push(slot),
-                Err(e) => log::error!(
+                Err(e) => devices::log_limited!(
+                    log::Level::Error,
                     "--device {}: cannot map BAR {index} at {:#x}: {e}",
                     self.bdf,
                     bar.addr + off
@@ -493,7 +494,11 @@ impl VfioPciDevice {
         let gsi = m.gsi_base + vector as u32;
         let message = m.table.message(vector);
         if let Err(e) = self.vm.set_msi_route(gsi, message) {
-            log::error!("--device {}: MSI route for vector {vector}: {e}", self.bdf);
+            devices::log_limited!(
+                log::Level::Error,
+                "--device {}: MSI route for vector {vector}: {e}",
+                self.bdf
+            );
         }
         // A vector that just became deliverable may have fired while masked: deliver once (a spurious
         // interrupt is harmless, a lost one can hang a driver).
@@ -571,7 +576,8 @@ impl PciDevice for VfioPciDevice {
         let shift = (offset & 3) as usize;
         if let Some(moved) = self.bars.config_write(offset, data) {
             if let Some(m) = moved {
-                log::debug!(
+                devices::log_limited!(
+                    log::Level::Debug,
                     "--device {}: BAR {} moves {:#x} -> {:#x}",
                     self.bdf,
                     m.bar,

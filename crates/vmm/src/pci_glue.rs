@@ -113,7 +113,7 @@ impl MsiRouting for KvmPci {
         if routes.get(&gsi).copied() == before {
             return Ok(());
         }
-        log::debug!("MSI route gsi {gsi}: {message:x?}");
+        devices::log_limited!(log::Level::Debug, "MSI route gsi {gsi}: {message:x?}");
         self.commit(&routes).map_err(to_io)
     }
 

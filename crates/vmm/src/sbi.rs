@@ -113,7 +113,10 @@ impl SbiConsole {
                 Err(_) => ret(SBI_ERR_FAILED, 0),
             },
             _ => {
-                log::debug!("SBI call ext {ext:#x} fid {fid} not supported");
+                devices::log_limited!(
+                    log::Level::Debug,
+                    "SBI call ext {ext:#x} fid {fid} not supported"
+                );
                 ret(SBI_ERR_NOT_SUPPORTED, 0)
             }
         }
