@@ -149,7 +149,10 @@ impl Uart {
             n += 1;
             if offset < NUM_REGS {
                 if let Err(e) = self.serial.write(offset as u8, byte) {
-                    log::debug!("uart: held write at {offset:#x}: {e:?}");
+                    crate::log_limited!(
+                        log::Level::Debug,
+                        "uart: held write at {offset:#x}: {e:?}"
+                    );
                 }
             }
         });
@@ -214,7 +217,7 @@ impl Uart {
         let bytes = self.input.take(room);
         if !bytes.is_empty() {
             if let Err(e) = self.serial.enqueue_raw_bytes(&bytes) {
-                log::warn!("uart: dropping console input: {e:?}");
+                crate::log_limited!(log::Level::Warn, "uart: dropping console input: {e:?}");
             }
         }
         self.update_irq();
@@ -243,7 +246,7 @@ impl MmioDevice for Uart {
         self.active = true;
         if offset < NUM_REGS && !data.is_empty() {
             if let Err(e) = self.serial.write(offset as u8, data[0]) {
-                log::debug!("uart: write at {offset:#x}: {e:?}");
+                crate::log_limited!(log::Level::Debug, "uart: write at {offset:#x}: {e:?}");
             }
         }
         if !first {
@@ -518,5 +521,57 @@ mod tests {
         uart.write(IER_OFFSET, &[0]);
         uart.write(DATA_OFFSET, b"q");
         assert_eq!(&*out.0.lock().unwrap(), b"q");
+    }
+
+    /// A stdout nobody reads (a pipe whose reader waits) must not stop a vcpu writing to the UART: the
+    /// output past the console buffer is dropped, and the reader later gets the first bytes in order.
+    #[test]
+    fn writes_to_a_pipe_nobody_reads_return_promptly() {
+        use crate::console::ConsoleOutput;
+        use std::io::Read;
+
+        const CAPACITY: usize = 16 * 1024;
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let out = ConsoleOutput::with_capacity(Box::new(writer), CAPACITY);
+        out.spawn_flusher(Box::new(|| {}), None).unwrap();
+        let uart = Arc::new(Mutex::new(Uart::new(
+            Arc::new(Line::default()),
+            Box::new(out.clone()),
+            Arc::new(ConsoleInput::new()),
+        )));
+        // Far more than the pipe (64 KiB on Linux) and the buffer hold together.
+        let sent: Vec<u8> = (0..400_000u32)
+            .map(|i| {
+                if i % 80 == 79 {
+                    b'\n'
+                } else {
+                    b'0' + (i % 10) as u8
+                }
+            })
+            .collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        let (vcpu_uart, data) = (uart.clone(), sent.clone());
+        std::thread::spawn(move || {
+            for &b in &data {
+                vcpu_uart.lock().unwrap().write(DATA_OFFSET, &[b]);
+            }
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("UART writes blocked on a full stdout");
+        assert!(out.dropped() > 0);
+        // Now the reader reads: the first bytes arrive in order, and close writes what was kept.
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).map(|_| got)
+        });
+        out.close();
+        drop(uart);
+        drop(out);
+        let got = reading.join().unwrap().unwrap();
+        assert!(got.len() >= CAPACITY, "{} bytes", got.len());
+        assert_eq!(got[..CAPACITY], sent[..CAPACITY]);
+        assert!(crate::console::tests::is_subsequence(&got, &sent));
     }
 }
