@@ -10,6 +10,7 @@ pub mod exit_counts;
 pub mod host;
 pub mod kernel;
 pub mod loader;
+pub mod memory;
 pub mod pause;
 pub mod preflight;
 pub mod sbi;
