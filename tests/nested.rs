@@ -98,8 +98,9 @@ fn distro_host() -> &'static L1Run {
     RUN.get_or_init(|| boot_l1("distro", DISTRO_SCENARIOS, distro_options()))
 }
 
-/// Scenarios run on a 4-hart AIA host.
-const FOUR_HART_SCENARIOS: &[&str] = &["cores"];
+/// Scenarios run on a 4-hart AIA host (`flood` needs harts for the flooding vcpu, the I/O thread and the
+/// API client at once).
+const FOUR_HART_SCENARIOS: &[&str] = &["cores", "flood"];
 
 fn four_hart_host() -> &'static L1Run {
     static RUN: OnceLock<L1Run> = OnceLock::new();
@@ -366,6 +367,32 @@ fn hostile_guest_gets_device_errors_and_rvvmm_keeps_serving() {
         text.contains("available index 1000 is 996 entries ahead"),
         "{text}"
     );
+}
+
+/// A guest that never lets a disk's ring run empty (tests/scenarios/flood.sh): the API, pause and SIGTERM
+/// answer in time, and the VM's other disk keeps serving.
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn a_flooding_guest_cannot_stall_the_api_pause_sigterm_or_its_other_disk() {
+    let run = four_hart_host();
+    run.assert_markers("flood", &["BM-FLOOD-START", "FLOOD-FAILS 0"]);
+    let text = run.passed("flood");
+    for call in [
+        "GET vm.counters -> 200",
+        "PUT vm.pause -> 204",
+        "PUT vm.resume -> 204",
+    ] {
+        assert!(
+            text.contains(&format!("FLOOD-API {call}")),
+            "{call}: {text}"
+        );
+    }
+    let term = field(text, "FLOOD-TERM", "rc");
+    assert_eq!(term, Some("143"), "{text}");
+    let ms: u64 = field(text, "FLOOD-TERM", "ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(ms < 5000, "SIGTERM took {ms} ms: {text}");
 }
 
 #[test]

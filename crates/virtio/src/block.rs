@@ -79,10 +79,13 @@ const MAX_DISCARD_SECTORS: u32 = 1 << 22;
 const MAX_DISCARD_SEG: u32 = 32;
 /// Advertised discard alignment, in sectors (4 KiB: the usual file system block).
 const DISCARD_SECTOR_ALIGNMENT: u32 = 8;
-/// Advertised maximum number of sectors of one write-zeroes segment (1 GiB; the fallback writes zeros).
-const MAX_WRITE_ZEROES_SECTORS: u32 = 1 << 21;
+/// Advertised maximum number of sectors of one write-zeroes segment (32 MiB). Where the host cannot zero
+/// a range the fallback writes zeros, under the device's lock: the guest splits larger ranges into
+/// requests of at most [`MAX_WRITE_ZEROES_SEG`] x 32 MiB, so one request holds the I/O thread for a
+/// bounded time.
+const MAX_WRITE_ZEROES_SECTORS: u32 = 1 << 16;
 /// Advertised maximum number of segments of one write-zeroes request.
-const MAX_WRITE_ZEROES_SEG: u32 = 32;
+const MAX_WRITE_ZEROES_SEG: u32 = 2;
 
 /// Size of the bounce buffer between guest memory and the image.
 const BOUNCE_LEN: usize = 128 * 1024;
@@ -951,12 +954,14 @@ impl VirtioDevice for Block {
         self.acked_features = 0;
     }
 
-    fn shutdown(&mut self) {
-        if !self.readonly {
-            if let Err(e) = self.file.sync_all() {
-                log::error!("virtio-blk: cannot sync {}: {e}", self.path.display());
-            }
-        }
+    fn shutdown(&mut self) -> Result<(), String> {
+        let synced = if self.readonly {
+            Ok(())
+        } else {
+            self.file
+                .sync_all()
+                .map_err(|e| format!("cannot sync disk {}: {e}", self.path.display()))
+        };
         let s = self.stats;
         log::info!(
             "virtio-blk {}: {} requests ({} failed), {} bytes read, {} bytes written, {} flushes",
@@ -967,6 +972,7 @@ impl VirtioDevice for Block {
             s.bytes_written,
             s.flushes
         );
+        synced
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

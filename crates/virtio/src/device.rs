@@ -1,6 +1,7 @@
 //! The interface between the virtio-mmio transport and a device model.
 
 use std::os::unix::io::RawFd;
+use std::sync::{Arc, Mutex};
 
 use virtio_queue::{DescriptorChain, Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
@@ -21,9 +22,18 @@ pub(crate) fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
     }
 }
 
-/// Serves every chain available on `queue`: `serve` handles one and returns its used length, then the
+/// Most time one call of [`serve_chains`] spends before it leaves the rest of the ring for later (the
+/// I/O thread then serves its other events, the pause gate and the control eventfd first).
+pub(crate) const SERVE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Serves the chains available on `queue`: `serve` handles one and returns its used length, then the
 /// chain goes to the used ring (`device` names the device when that fails). Returns true when used
 /// buffers were added.
+///
+/// The work is bounded whatever the driver does: at most one ring's worth of chains (`queue.size()`)
+/// and about [`SERVE_TIME_BUDGET`] per call. A driver that keeps adding buffers as fast as they are
+/// taken is cut off there; the transport sees the chains left in the ring and comes back to them after
+/// the I/O thread's other events (see [`crate::MmioTransport::process_queue`]).
 pub(crate) fn serve_chains<'a>(
     device: &str,
     queue: &mut Queue,
@@ -31,15 +41,39 @@ pub(crate) fn serve_chains<'a>(
     mut serve: impl FnMut(DescriptorChain<&'a GuestMemoryMmap>) -> u32,
 ) -> bool {
     let mut added = false;
-    while let Some(chain) = queue.pop_descriptor_chain(mem) {
+    let start = std::time::Instant::now();
+    for _ in 0..queue.size() {
+        let Some(chain) = queue.pop_descriptor_chain(mem) else {
+            break;
+        };
         let head = chain.head_index();
         let used_len = serve(chain);
         match queue.add_used(mem, head, used_len) {
             Ok(()) => added = true,
             Err(e) => log::warn!("{device}: cannot return descriptor chain {head}: {e}"),
         }
+        if start.elapsed() >= SERVE_TIME_BUDGET {
+            break;
+        }
     }
     added
+}
+
+/// A device's counters as its transport last published them (after every queue or backend event):
+/// readable without the device's lock, so the API's `vm.counters` answers while the I/O thread works.
+#[derive(Debug, Clone, Default)]
+pub struct CounterSnapshot(Arc<Mutex<Vec<(&'static str, u64)>>>);
+
+impl CounterSnapshot {
+    /// The counters, as (name, value) pairs (see [`VirtioDevice::counters`]).
+    pub fn get(&self) -> Vec<(&'static str, u64)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the published values (the lock is held only for the copy).
+    pub(crate) fn set(&self, counters: Vec<(&'static str, u64)>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = counters;
+    }
 }
 
 /// What [`VirtioDevice::process_backend`] did.
@@ -124,8 +158,11 @@ pub trait VirtioDevice: Send {
     /// The driver reset the device (status written 0): drop per-activation state.
     fn reset(&mut self) {}
 
-    /// rvvmm is stopping (guest poweroff, signal): make everything durable (e.g. flush a disk).
-    fn shutdown(&mut self) {}
+    /// rvvmm is stopping (guest poweroff, signal): make everything durable (e.g. flush a disk). An error
+    /// says what the guest wrote that may be lost (rvvmm then exits with a non-zero status).
+    fn shutdown(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Per-device counters for the API's `vm.counters`, as (name, value) pairs, with the names
     /// cloud-hypervisor uses (e.g. `read_bytes`, `rx_frames`). The default has none.

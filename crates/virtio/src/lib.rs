@@ -20,7 +20,7 @@ pub mod vsock;
 mod test_utils;
 
 pub use block::{Block, BlockError};
-pub use device::{BackendStatus, VirtioDevice, QUEUE_NOTIFY_OFFSET};
+pub use device::{BackendStatus, CounterSnapshot, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 pub use interrupt::VirtioInterrupt;
 pub use mmio::MmioTransport;
 pub use net::{Net, NetError};

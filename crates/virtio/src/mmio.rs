@@ -14,7 +14,9 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::interrupt::Interrupt;
-use crate::{BackendStatus, VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+use crate::{
+    BackendStatus, CounterSnapshot, VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
+};
 
 /// "virt" in little endian.
 const MAGIC: u32 = 0x7472_6976;
@@ -117,6 +119,13 @@ fn ring_check(queue: &Queue, mem: &GuestMemoryMmap) -> Result<(), String> {
     Ok(())
 }
 
+/// True when the driver has made chains available that the device has not taken yet.
+fn has_available(queue: &Queue, mem: &GuestMemoryMmap) -> bool {
+    queue
+        .avail_idx(mem, std::sync::atomic::Ordering::Acquire)
+        .is_ok_and(|avail| avail.0 != queue.next_avail())
+}
+
 /// Most passes over a ring in one notification or backend event with VIRTIO_F_EVENT_IDX (a driver that
 /// keeps adding buffers cannot hold the I/O thread; what is left is served at its next notification).
 const NOTIFICATION_ROUNDS: usize = 16;
@@ -141,6 +150,8 @@ pub struct MmioTransport {
     driver_features: u64,
     status: u32,
     config_generation: u32,
+    /// The device's counters as of its last event (see [`CounterSnapshot`]).
+    published: CounterSnapshot,
 }
 
 /// Errors creating a transport.
@@ -180,7 +191,23 @@ impl MmioTransport {
             driver_features: 0,
             status: 0,
             config_generation: 0,
-        })
+            published: CounterSnapshot::default(),
+        }
+        .published_now())
+    }
+
+    fn published_now(self) -> MmioTransport {
+        self.publish_counters();
+        self
+    }
+
+    fn publish_counters(&self) {
+        self.published.set(self.device.counters());
+    }
+
+    /// The device's counters as of its last event, readable without this transport's lock.
+    pub fn counter_snapshot(&self) -> CounterSnapshot {
+        self.published.clone()
     }
 
     /// The eventfd signalled when the driver notifies queue i (index = queue).
@@ -226,8 +253,14 @@ impl MmioTransport {
         let event_idx = queue.event_idx_enabled();
         let drains = self.device.drains_queue(index);
         let mut used = false;
-        for _ in 0..NOTIFICATION_ROUNDS {
+        let mut more = false;
+        for round in 1..=NOTIFICATION_ROUNDS {
             used |= self.device.process_queue(index, queue, &self.mem);
+            if drains && has_available(queue, &self.mem) {
+                // The device stopped at its budget (see `serve_chains`) with chains left in the ring.
+                more = true;
+                break;
+            }
             if !event_idx {
                 break;
             }
@@ -235,8 +268,16 @@ impl MmioTransport {
             // does not notify while this side works through the ring); buffers that arrived meanwhile
             // were not notified, so a device that takes every buffer goes round again.
             match queue.enable_notification(&self.mem) {
-                Ok(true) if drains => continue,
+                Ok(true) if drains => more = round == NOTIFICATION_ROUNDS,
                 _ => break,
+            }
+        }
+        if more {
+            // Come back to the rest after the I/O thread's other events (other queues and devices, the
+            // pause gate, shutdown): the queue's own eventfd stays readable until then. A driver that
+            // keeps the ring full thus gets its share, never the whole thread.
+            if let Err(e) = self.kicks[index].write(1) {
+                log::warn!("virtio: cannot requeue queue {index}: {e}");
             }
         }
         if used {
@@ -249,6 +290,7 @@ impl MmioTransport {
                 self.interrupt.signal_used(index);
             }
         }
+        self.publish_counters();
     }
 
     /// The fd of the device's backend the I/O thread polls for reading, if any.
@@ -327,6 +369,7 @@ impl MmioTransport {
                 }
             }
         }
+        self.publish_counters();
         status
     }
 
@@ -339,8 +382,8 @@ impl MmioTransport {
     }
 
     /// rvvmm is stopping: let the device make its state durable.
-    pub fn shutdown(&mut self) {
-        self.device.shutdown();
+    pub fn shutdown(&mut self) -> Result<(), String> {
+        self.device.shutdown()
     }
 
     /// The device's counters for the API's `vm.counters` (see [`VirtioDevice::counters`]).
@@ -867,6 +910,88 @@ mod tests {
         t.process_backend();
         t.process_queue(0);
         assert_eq!(r(&mut t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+    }
+
+    /// A driver as fast as the device: every chain served is made available again at once, so the ring
+    /// is never empty.
+    struct Flood {
+        served: Arc<Mutex<u64>>,
+        avail: GuestAddress,
+    }
+    impl VirtioDevice for Flood {
+        fn device_type(&self) -> u32 {
+            42
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[16]
+        }
+        fn features(&self) -> u64 {
+            1 << VIRTIO_RING_F_EVENT_IDX
+        }
+        fn set_acked_features(&mut self, _f: u64) {}
+        fn read_config(&self, _offset: u64, _data: &mut [u8]) {}
+        fn process_queue(&mut self, _i: usize, q: &mut Queue, mem: &GuestMemoryMmap) -> bool {
+            let (avail, served) = (self.avail, self.served.clone());
+            crate::device::serve_chains("flood", q, mem, |chain| {
+                let idx: u16 = mem.read_obj(GuestAddress(avail.0 + 2)).unwrap();
+                let slot = GuestAddress(avail.0 + 4 + 2 * u64::from(idx % 16));
+                mem.write_obj(chain.head_index(), slot).unwrap();
+                mem.write_obj(idx.wrapping_add(1), GuestAddress(avail.0 + 2))
+                    .unwrap();
+                *served.lock().unwrap() += 1;
+                0
+            })
+        }
+        fn counters(&self) -> Vec<(&'static str, u64)> {
+            vec![("served", *self.served.lock().unwrap())]
+        }
+    }
+
+    /// A guest that refills the ring as fast as it is served gets one ring's worth per event; the
+    /// queue's eventfd is signalled again so the I/O thread comes back after its other events, and the
+    /// counters are readable without the transport.
+    #[test]
+    fn a_flooding_driver_gets_one_ring_per_event() {
+        for event_idx in [false, true] {
+            let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+            let mq = MockSplitQueue::new(&mem, 16);
+            mq.add_desc_chains(
+                &[RawDescriptor::from(SplitDescriptor::new(0x8000, 16, 0, 0))],
+                0,
+            )
+            .unwrap();
+            let served = Arc::new(Mutex::new(0));
+            let dev = Flood {
+                served: served.clone(),
+                avail: mq.avail_addr(),
+            };
+            let line = Arc::new(Line::default());
+            let mut t = MmioTransport::new(
+                Box::new(dev),
+                mem.clone(),
+                Arc::new(VirtioInterrupt::new(line)),
+            )
+            .unwrap();
+            let counters = t.counter_snapshot();
+            assert_eq!(counters.get(), vec![("served", 0)]);
+            w(&mut t, reg::QUEUE_SEL, 0);
+            w(&mut t, reg::QUEUE_NUM, 16);
+            w(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+            w(&mut t, reg::DRIVER_FEATURES_SEL, 0);
+            w(
+                &mut t,
+                reg::DRIVER_FEATURES,
+                u32::from(event_idx) << VIRTIO_RING_F_EVENT_IDX,
+            );
+            bring_up_keeping_size(&mut t, &mq);
+            let _ = t.queue_eventfds()[0].read(); // DRIVER_OK's own kick
+            t.process_queue(0);
+            assert_eq!(*served.lock().unwrap(), 16, "event_idx {event_idx}");
+            assert_eq!(t.queue_eventfds()[0].read().unwrap(), 1, "requeued");
+            t.process_queue(0);
+            assert_eq!(*served.lock().unwrap(), 32);
+            assert_eq!(counters.get(), vec![("served", 32)]);
+        }
     }
 
     /// [`bring_up`] without writing QueueNum.

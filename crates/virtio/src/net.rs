@@ -612,6 +612,9 @@ impl Net {
     fn deliver(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap, added: &mut bool) -> Delivery {
         let len = self.rx_len;
         let mergeable = self.acked(VIRTIO_NET_F_MRG_RXBUF);
+        // At most one ring's worth of chains per call: a driver that keeps offering unusable buffers as
+        // fast as they are returned cannot hold the I/O thread (the frame waits, as for want of buffers).
+        let mut budget = usize::from(queue.size());
         loop {
             if let Some(count) = self.chains_needed(len, mergeable) {
                 self.write_frame(queue, mem, count);
@@ -629,6 +632,10 @@ impl Net {
                 self.stats.rx_too_big += 1;
                 return Delivery::Dropped;
             }
+            if budget == 0 {
+                return Delivery::NoBuffers;
+            }
+            budget -= 1;
             let Some(chain) = queue.pop_descriptor_chain(mem) else {
                 return Delivery::NoBuffers;
             };
@@ -809,7 +816,7 @@ impl VirtioDevice for Net {
         }
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self) -> Result<(), String> {
         let s = self.stats;
         log::info!(
             "virtio-net {}: {} frames ({} bytes) sent, {} malformed, {} refused by the tap; \
@@ -826,6 +833,7 @@ impl VirtioDevice for Net {
             s.rx_bad_buffers,
             s.rx_errors
         );
+        Ok(())
     }
 
     /// With vhost the kernel moves the frames: the counters stay at 0.

@@ -200,13 +200,14 @@ impl VirtioDevice for Rng {
         self.acked_features = 0;
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self) -> Result<(), String> {
         let s = self.stats;
         log::info!(
             "virtio-rng: {} requests, {} random bytes",
             s.requests,
             s.bytes
         );
+        Ok(())
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

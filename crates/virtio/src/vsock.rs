@@ -206,11 +206,12 @@ impl VirtioDevice for Vsock {
         self.acked_features = 0;
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self) -> Result<(), String> {
         if let Some(b) = &mut self.backend {
             b.stop();
         }
         log::info!("virtio-vsock: guest CID {} stopped", self.cid);
+        Ok(())
     }
 }
 

@@ -53,7 +53,8 @@ pub trait RunningVm {
     /// The devices' counters.
     fn counters(&self) -> Counters;
     /// Makes everything durable (disks flushed) before rvvmm exits; the guest does not run afterwards.
-    fn shutdown(self: Box<Self>);
+    /// An error says what could not be made durable.
+    fn shutdown(self: Box<Self>) -> Result<(), String>;
 }
 
 /// Builds and starts the VM of a configuration; `Ok(None)` when there is nothing to run (the device
@@ -147,7 +148,10 @@ impl<'a> Controller<'a> {
 
     fn stop(&mut self, why: GuestExit) -> GuestExit {
         if let State::Running { vm, .. } = std::mem::replace(&mut self.state, State::Empty) {
-            vm.shutdown();
+            if let Err(e) = vm.shutdown() {
+                log::error!("{e}: what the guest wrote there may be lost");
+                return GuestExit::Unflushed;
+            }
         }
         why
     }
@@ -357,6 +361,8 @@ mod tests {
         pauses: u32,
         resumes: u32,
         shutdowns: u32,
+        /// The next shutdown's flush fails.
+        flush_fails: bool,
     }
 
     struct FakeVm(Rc<RefCell<Log>>);
@@ -377,8 +383,13 @@ mod tests {
                 .insert("read_ops".into(), 7);
             c
         }
-        fn shutdown(self: Box<Self>) {
-            self.0.borrow_mut().shutdowns += 1;
+        fn shutdown(self: Box<Self>) -> Result<(), String> {
+            let mut log = self.0.borrow_mut();
+            log.shutdowns += 1;
+            match log.flush_fails {
+                true => Err("cannot sync disk /d.img: EIO".into()),
+                false => Ok(()),
+            }
         }
     }
 
@@ -392,7 +403,17 @@ mod tests {
         requests: Vec<ApiRequest>,
         fail_boot: bool,
     ) -> (Vec<ApiResponse>, GuestExit, Log) {
-        let log = Rc::new(RefCell::new(Log::default()));
+        drive_with(initial, requests, fail_boot, Log::default())
+    }
+
+    /// [`drive`], with the fake VM's log (and what fails) starting as `log`.
+    fn drive_with(
+        initial: Option<VmConfig>,
+        requests: Vec<ApiRequest>,
+        fail_boot: bool,
+        log: Log,
+    ) -> (Vec<ApiResponse>, GuestExit, Log) {
+        let log = Rc::new(RefCell::new(log));
         let l = log.clone();
         let mut boot = move |c: &VmConfig| -> Result<Option<Box<dyn RunningVm>>, Error> {
             if fail_boot {
@@ -547,6 +568,24 @@ mod tests {
             "/k"
         );
         assert_eq!((why, log.shutdowns), (GuestExit::Signal(15), 1));
+    }
+
+    /// A disk that cannot be made durable at exit turns any ending into status 5.
+    #[test]
+    fn a_failed_final_flush_makes_the_exit_status_non_zero() {
+        let cfg = VmConfig {
+            kernel: "/k".into(),
+            ..VmConfig::default()
+        };
+        let failing = Log {
+            flush_fails: true,
+            ..Log::default()
+        };
+        let (_, why, log) = drive_with(Some(cfg), vec![ApiRequest::VmShutdown], false, failing);
+        assert_eq!(
+            (why, why.code(), log.shutdowns),
+            (GuestExit::Unflushed, 5, 1)
+        );
     }
 
     #[test]

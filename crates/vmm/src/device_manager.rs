@@ -29,7 +29,8 @@ use vfio_ioctls::VfioContainer;
 use virtio::io_thread::IoControl;
 use virtio::pci::{MsixInterrupt, VirtioPciDevice};
 use virtio::{
-    Block, MmioTransport, Net, Rng, VirtioDevice, VirtioInterrupt, Vsock, QUEUE_NOTIFY_OFFSET,
+    Block, CounterSnapshot, MmioTransport, Net, Rng, VirtioDevice, VirtioInterrupt, Vsock,
+    QUEUE_NOTIFY_OFFSET,
 };
 use vm_memory::GuestMemoryMmap;
 
@@ -49,6 +50,9 @@ struct VirtioSlot {
     /// A network card (its virtio-mmio device tree node gets an `ethernetN` alias).
     is_net: bool,
     transport: Arc<Mutex<MmioTransport>>,
+    /// The device's counters, read without the transport's lock (the API answers while the I/O thread
+    /// serves the device).
+    counters: CounterSnapshot,
 }
 
 /// The PCI hierarchy, once the guest has a PCI device (virtio-pci or passthrough).
@@ -311,11 +315,16 @@ impl DeviceManager {
                 (transport, None)
             }
         };
+        let counters = transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counter_snapshot();
         self.virtio.push(VirtioSlot {
             name,
             mmio,
             is_net,
             transport,
+            counters,
         });
         Ok(())
     }
@@ -479,11 +488,7 @@ impl DeviceManager {
     pub fn counters(&self) -> Counters {
         let mut out = Counters::new();
         for s in &self.virtio {
-            let c = s
-                .transport
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .counters();
+            let c = s.counters.get();
             if !c.is_empty() {
                 let map: BTreeMap<String, u64> =
                     c.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -504,8 +509,8 @@ impl DeviceManager {
     }
 
     /// Flushes every device (disks to their files, the console to stdout) before rvvmm exits, whatever
-    /// the reason.
-    pub fn shutdown(&self) {
+    /// the reason. Every device is flushed even when one fails; the error names each that failed.
+    pub fn shutdown(&self) -> Result<(), String> {
         if let Some(uart) = &self.uart {
             let mut u = uart.lock().unwrap_or_else(|p| p.into_inner());
             u.take_held();
@@ -517,11 +522,21 @@ impl DeviceManager {
             }
         }
         self.console_out.close();
-        for s in &self.virtio {
-            s.transport
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .shutdown();
+        let failed: Vec<String> = self
+            .virtio
+            .iter()
+            .filter_map(|s| {
+                s.transport
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .shutdown()
+                    .err()
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
         }
     }
 }

@@ -132,15 +132,21 @@ impl RunningVm for Machine {
         c
     }
 
-    fn shutdown(self: Box<Self>) {
+    fn shutdown(mut self: Box<Self>) -> Result<(), String> {
+        // Park the vcpus and the I/O thread first (each between two bounded pieces of work), so no
+        // device lock is held while the devices are flushed; a VM that powered off has no vcpu left.
+        if let Err(e) = self.pause() {
+            log::warn!("stopping: {e}; flushing the devices anyway");
+        }
         log::info!("vcpu exits to rvvmm: {}", self.exit_counts.summary());
         if let Some(summary) = kvm_stats_summary(&self.kvm_stats) {
             log::info!("KVM's vcpu counters (all vcpus): {summary}");
         }
         // Nothing written by the guest may be lost: flush every device before exiting, whatever the
         // reason.
-        self.devices.shutdown();
-        drop(self.raw);
+        let flushed = self.devices.shutdown();
+        drop(self.raw.take());
+        flushed
     }
 }
 

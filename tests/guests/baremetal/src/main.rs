@@ -645,6 +645,156 @@ fn test_virtio_blk(tb: u64) {
     mmio_w(0x70, 0);
 }
 
+/// The second virtio-mmio slot (the second `--disk`).
+const VIRTIO1: usize = VIRTIO0 + 0x1000;
+
+const EMPTY_QUEUE: VirtQueue = VirtQueue {
+    desc: [[0; 2]; QSIZE],
+    avail: [0; 3 + QSIZE],
+    _pad: [0; 2048 - 16 * QSIZE - 2 * (3 + QSIZE)],
+    used_flags: 0,
+    used_idx: 0,
+    used_ring: [[0; 2]; QSIZE],
+};
+const EMPTY_REQ: BlkRequest = BlkRequest {
+    kind: 0,
+    reserved: 0,
+    sector: 0,
+    data: [0; 512],
+    status: 0xff,
+};
+static mut FLOOD_QUEUES: [VirtQueue; 2] = [EMPTY_QUEUE, EMPTY_QUEUE];
+static mut FLOOD_REQS: [BlkRequest; 2] = [EMPTY_REQ, EMPTY_REQ];
+
+/// Brings the virtio-blk at `base` up with queue 0 of QSIZE entries at `q` (clean rings), features
+/// VERSION_1 only; one chain (head 0) reads `kind` of sector 0 into `req`. Returns the status register.
+fn flood_setup(base: usize, q: *mut VirtQueue, req: *mut BlkRequest, kind: u32) -> u32 {
+    let w = |off: usize, v: u32| {
+        // SAFETY: a virtio-mmio register of the device at `base`.
+        unsafe { write_volatile((base + off) as *mut u32, v) }
+    };
+    // SAFETY: as above.
+    let r = |off: usize| unsafe { read_volatile((base + off) as *const u32) };
+    if r(8) != 2 {
+        return 0;
+    }
+    // SAFETY: the queue and request are this kernel's statics, unused by the device before DRIVER_OK.
+    unsafe {
+        (*req).kind = kind;
+        let d = &raw mut (*q).desc;
+        let rq = req as usize;
+        // addr, then len | flags << 32 | next << 48 (little-endian layout of a virtq_desc).
+        (*d)[0] = [rq as u64, 16 | (1u64 << 32) | (1u64 << 48)];
+        (*d)[1] = [(rq + 16) as u64, 512 | (3u64 << 32) | (2u64 << 48)];
+        (*d)[2] = [(rq + 16 + 512) as u64, 1 | (2u64 << 32)];
+        fence(Ordering::SeqCst);
+    }
+    w(0x70, 0);
+    w(0x70, 1 | 2);
+    w(0x24, 1);
+    w(0x20, 1);
+    w(0x24, 0);
+    w(0x20, 0);
+    w(0x70, 1 | 2 | 8);
+    w(0x30, 0);
+    w(0x38, QSIZE as u32);
+    let qa = q as usize;
+    let avail = qa + core::mem::offset_of!(VirtQueue, avail);
+    let used = qa + core::mem::offset_of!(VirtQueue, used_flags);
+    for (off, v) in [(0x80, qa), (0x90, avail), (0xa0, used)] {
+        w(off, v as u32);
+        w(off + 4, (v >> 32) as u32);
+    }
+    w(0x44, 1);
+    w(0x70, 1 | 2 | 8 | 4);
+    r(0x70)
+}
+
+/// `flood`: a driver that never lets the first disk's ring run empty (GET_ID requests, which cost the
+/// device no system call, the same chain offered again as soon as it is used, the ring refilled without
+/// waiting for completions and notified only now and then) while it reads sector 0 of the second disk
+/// one request at a time, as a well-behaved driver would. Prints each second how many reads of the
+/// second disk completed and how many flood requests were offered; never ends (rvvmm is stopped from
+/// outside: SIGTERM, the API).
+fn flood(tb: u64) -> ! {
+    let qs = &raw mut FLOOD_QUEUES;
+    let rs = &raw mut FLOOD_REQS;
+    // SAFETY: distinct elements of this kernel's statics.
+    let (q0, q1, r0, r1) = unsafe {
+        (
+            &raw mut (*qs)[0],
+            &raw mut (*qs)[1],
+            &raw mut (*rs)[0],
+            &raw mut (*rs)[1],
+        )
+    };
+    let st0 = flood_setup(VIRTIO0, q0, r0, 8); // VIRTIO_BLK_T_GET_ID
+    let st1 = flood_setup(VIRTIO1, q1, r1, 0); // VIRTIO_BLK_T_IN
+    if st0 & 0x4f != 0xf || st1 & 0x4f != 0xf {
+        say!("BM-FAIL flood setup status={:#x},{:#x}", st0, st1);
+        finish(b"srst-fail");
+    }
+    say!("BM-FLOOD-START");
+    let notify = |base: usize| {
+        // SAFETY: QueueNotify of the device at `base`.
+        unsafe { write_volatile((base + 0x50) as *mut u32, 0) }
+    };
+    let (mut offered, mut reads, mut bad_reads) = (0u16, 0u64, 0u64);
+    let (mut total, mut round) = (0u64, 0u64);
+    let mut pending = false;
+    let mut next_second = rdtime() + tb;
+    loop {
+        // SAFETY: the rings are this kernel's; the device writes only the used rings and the requests'
+        // data and status; read them volatile.
+        unsafe {
+            let used = read_volatile(&raw const (*q0).used_idx);
+            let a = &raw mut (*q0).avail;
+            while offered.wrapping_sub(used) < QSIZE as u16 {
+                write_volatile(&raw mut (*a)[2 + usize::from(offered) % QSIZE], 0);
+                offered = offered.wrapping_add(1);
+                total += 1;
+            }
+            fence(Ordering::SeqCst);
+            write_volatile(&raw mut (*a)[1], offered);
+            fence(Ordering::SeqCst);
+            round += 1;
+            if round % 64 == 0 {
+                notify(VIRTIO0);
+            }
+            let a1 = &raw mut (*q1).avail;
+            let issued = read_volatile(&raw const (*a1)[1]);
+            if !pending {
+                write_volatile(&raw mut (*r1).status, 0xff);
+                write_volatile(&raw mut (*a1)[2 + usize::from(issued) % QSIZE], 0);
+                fence(Ordering::SeqCst);
+                write_volatile(&raw mut (*a1)[1], issued.wrapping_add(1));
+                fence(Ordering::SeqCst);
+                notify(VIRTIO1);
+                pending = true;
+            } else if read_volatile(&raw const (*q1).used_idx) == issued {
+                let ok = read_volatile(&raw const (*r1).status) == 0
+                    && (*r1).data.starts_with(b"RVVMM-BAREMETAL-DISK");
+                if ok {
+                    reads += 1;
+                } else {
+                    bad_reads += 1;
+                }
+                pending = false;
+            }
+        }
+        let now = rdtime();
+        if now >= next_second {
+            say!(
+                "BM-FLOOD reads={} bad={} offered={}",
+                reads,
+                bad_reads,
+                total
+            );
+            next_second = now + tb;
+        }
+    }
+}
+
 /// Sets virtio-blk slot 0 up with queue 0 of `num` entries whose rings are at `desc`, `avail` and
 /// `used`, features VERSION_1 only, and sets DRIVER_OK. Returns the status register afterwards.
 fn blk_setup(num: u32, desc: usize, avail: usize, used: usize) -> u32 {
@@ -1094,6 +1244,9 @@ extern "C" fn boot_main(hartid: usize, fdt_addr: usize) -> ! {
     }
     if fdt.virtio0 {
         test_virtio_blk(tb);
+    }
+    if fdt.virtio0 && has_word(fdt.bootargs, b"flood") {
+        flood(tb);
     }
     let (rtc_irq, uart_irq) = (
         has_word(fdt.bootargs, b"rtc-irq"),
