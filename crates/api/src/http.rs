@@ -2,7 +2,9 @@
 //! httparse, a body of `Content-Length` bytes (no chunked uploads), responses with `Content-Length`.
 //!
 //! Limits keep a broken or hostile client from holding the API: heads up to [`MAX_HEAD`] bytes, bodies up
-//! to [`MAX_BODY`] bytes; the caller sets a read timeout on the stream.
+//! to [`MAX_BODY`] bytes; the server gives each request a deadline (`server.rs`). On a non-blocking stream
+//! [`Connection::read_request`] returns the `WouldBlock` error when the request is not all there yet and
+//! keeps what it read: call it again when more arrives.
 
 use std::io::{Read, Write};
 
@@ -66,6 +68,16 @@ impl<S: Read + Write> Connection<S> {
         &mut self.stream
     }
 
+    /// The underlying stream, shared.
+    pub fn stream_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Whether bytes of a request not complete yet are buffered.
+    pub fn has_partial_request(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Reads more bytes into the buffer; false at the end of the stream.
     fn fill(&mut self) -> Result<bool, HttpError> {
         let mut chunk = [0u8; 4096];
@@ -82,7 +94,8 @@ impl<S: Read + Write> Connection<S> {
         }
     }
 
-    /// The next request, or `None` when the client closed the connection between requests.
+    /// The next request, or `None` when the client closed the connection between requests. An error
+    /// of the stream (e.g. `WouldBlock`) leaves the bytes read so far buffered for the next call.
     pub fn read_request(&mut self) -> Result<Option<Request>, HttpError> {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -271,6 +284,64 @@ mod tests {
             );
             assert!(c.read_request().unwrap().is_none());
         }
+    }
+
+    /// A non-blocking stream: each piece, then `WouldBlock` until the next one is released.
+    struct Pieces {
+        pieces: Vec<Vec<u8>>,
+        released: usize,
+        next: usize,
+    }
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.next >= self.released {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let p = &self.pieces[self.next];
+            assert!(p.len() <= buf.len());
+            buf[..p.len()].copy_from_slice(p);
+            self.next += 1;
+            Ok(p.len())
+        }
+    }
+
+    impl Write for Pieces {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_request_that_arrives_between_would_blocks_is_read_whole() {
+        let wire = b"PUT /api/v1/vm.create HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+        let pieces = vec![
+            wire[..10].to_vec(),
+            wire[10..40].to_vec(),
+            wire[40..52].to_vec(),
+            wire[52..].to_vec(),
+        ];
+        let mut c = Connection::new(Pieces {
+            pieces,
+            released: 0,
+            next: 0,
+        });
+        for i in 1..4 {
+            match c.read_request() {
+                Err(HttpError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                other => panic!("piece {i}: {other:?}"),
+            }
+            assert_eq!(c.has_partial_request(), i > 1);
+            c.stream().released = i;
+        }
+        c.stream().released = 4;
+        let r = c.read_request().unwrap().unwrap();
+        assert_eq!(r.path, "/api/v1/vm.create");
+        assert_eq!(r.body.as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert!(!c.has_partial_request());
     }
 
     #[test]

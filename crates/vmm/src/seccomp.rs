@@ -40,7 +40,8 @@ pub enum ThreadKind {
     RtcAlarm,
     /// The --timeout thread: sleeps.
     Timeout,
-    /// The API thread: accepts connections on the API socket, reads requests and writes answers.
+    /// The API thread: accepts connections on the API socket, reads requests and writes answers (one
+    /// thread for every connection: ppoll).
     Api,
     /// The console output thread: writes the guest's partial lines to stdout and plays the UART's held
     /// writes.
@@ -142,14 +143,14 @@ pub fn allowed(kind: ThreadKind) -> Vec<libc::c_long> {
         ThreadKind::Timeout => {}
         // Writing; and the UART's held writes it plays may change its interrupt (a KVM or PLIC ioctl).
         ThreadKind::ConsoleOut => calls.push(libc::SYS_ioctl),
-        // Its listening socket exists already: it accepts, reads, writes, sets timeouts.
+        // Its listening socket exists already (non-blocking): it waits in ppoll, accepts non-blocking
+        // connections (accept4), reads and writes them.
         ThreadKind::Api => calls.extend_from_slice(&[
             libc::SYS_accept,
             libc::SYS_accept4,
             libc::SYS_read,
             libc::SYS_recvfrom,
             libc::SYS_sendto,
-            libc::SYS_setsockopt,
             libc::SYS_ppoll,
         ]),
     }
