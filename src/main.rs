@@ -83,12 +83,15 @@ struct Cli {
     cpus: Option<CoresArg<CpuList>>,
 
     /// Add a virtio-blk disk backed by a raw file: path=FILE[,readonly=on][,id=NAME] (repeatable; vda, vdb, ... in order).
-    #[arg(long, value_name = "path=FILE[,readonly=on][,id=NAME]")]
+    /// LIMITS, as cloud-hypervisor's: bw_size=BYTES,bw_refill_time=MS[,bw_one_time_burst=BYTES] and/or
+    /// ops_size=N,ops_refill_time=MS[,ops_one_time_burst=N] (e.g. bw_size=1048576,bw_refill_time=100: 10 MiB/s).
+    #[arg(long, value_name = "path=FILE[,readonly=on][,id=NAME][,LIMITS]")]
     disk: Vec<DiskConfig>,
 
     /// Add a virtio-net device on a tap interface (created if missing): tap=IFNAME[,mac=MAC][,vhost=on]
-    /// (repeatable; vhost=on moves the data path into /dev/vhost-net when the host has it).
-    #[arg(long, value_name = "tap=IFNAME[,mac=MAC][,vhost=on]")]
+    /// (repeatable; vhost=on moves the data path into /dev/vhost-net when the host has it). LIMITS as for
+    /// --disk, applied to each direction (frames received, frames sent; not with vhost=on).
+    #[arg(long, value_name = "tap=IFNAME[,mac=MAC][,vhost=on][,LIMITS]")]
     net: Vec<NetConfig>,
 
     /// Add a virtio-rng device: the guest's entropy from the host's getrandom (off by default).

@@ -141,6 +141,32 @@ pub struct PayloadConfig {
     pub firmware: Option<String>,
 }
 
+/// One token bucket of a rate limiter (cloud-hypervisor's `TokenBucketConfig`): `size` tokens (bytes or
+/// operations) refilled every `refill_time` milliseconds, plus `one_time_burst` tokens spent first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBucketConfig {
+    /// Tokens of a full bucket.
+    pub size: u64,
+    /// Extra tokens available once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_time_burst: Option<u64>,
+    /// Milliseconds to refill the bucket.
+    pub refill_time: u64,
+}
+
+/// A device's rate limits (cloud-hypervisor's `RateLimiterConfig`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimiterConfig {
+    /// Bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<TokenBucketConfig>,
+    /// Operations (requests, frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<TokenBucketConfig>,
+}
+
 /// A virtio-blk disk.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,9 +206,9 @@ pub struct DiskConfig {
     /// Not implemented: must ask for nothing.
     #[serde(default, skip_serializing)]
     pub vhost_socket: Option<Value>,
-    /// Not implemented: must ask for nothing.
-    #[serde(default, skip_serializing)]
-    pub rate_limiter_config: Option<Value>,
+    /// Bandwidth and operations limits of the device's data path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limiter_config: Option<RateLimiterConfig>,
     /// Not implemented: must ask for nothing.
     #[serde(default, skip_serializing)]
     pub iommu: Option<Value>,
@@ -245,9 +271,9 @@ pub struct NetConfig {
     /// Not implemented: must ask for nothing.
     #[serde(default, skip_serializing)]
     pub fds: Option<Value>,
-    /// Not implemented: must ask for nothing.
-    #[serde(default, skip_serializing)]
-    pub rate_limiter_config: Option<Value>,
+    /// Bandwidth and operations limits of the device's data path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limiter_config: Option<RateLimiterConfig>,
     /// Not implemented: must ask for nothing.
     #[serde(default, skip_serializing)]
     pub iommu: Option<Value>,
@@ -424,7 +450,6 @@ impl VmConfig {
                 ("direct", &d.direct),
                 ("vhost_user", &d.vhost_user),
                 ("vhost_socket", &d.vhost_socket),
-                ("rate_limiter_config", &d.rate_limiter_config),
                 ("iommu", &d.iommu),
             ] {
                 check(&mut out, &format!("disks[{i}].{name}"), v);
@@ -443,7 +468,6 @@ impl VmConfig {
                 ("vhost_socket", &n.vhost_socket),
                 ("vhost_mode", &n.vhost_mode),
                 ("fds", &n.fds),
-                ("rate_limiter_config", &n.rate_limiter_config),
                 ("iommu", &n.iommu),
             ] {
                 check(&mut out, &format!("net[{i}].{name}"), v);

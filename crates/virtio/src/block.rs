@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use virtio_queue::desc::split::Descriptor;
@@ -25,6 +25,7 @@ use vmm_sys_util::fallocate::{fallocate, FallocateMode};
 
 use crate::device::{read_config_bytes, serve_chains, VirtioDevice};
 use crate::iov::GuestIovecs;
+use crate::rate_limiter::{self, RateLimiter};
 use crate::{
     device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
@@ -407,6 +408,8 @@ pub struct Block {
     /// False once fallocate(ZERO_RANGE) reported it is unsupported on the image.
     zero_range: bool,
     stats: BlockStats,
+    /// Bandwidth and operations limits of the guest's requests.
+    limiter: Option<RateLimiter>,
 }
 
 impl Block {
@@ -501,9 +504,16 @@ impl Block {
             punch_hole: true,
             zero_range: true,
             stats: BlockStats::default(),
+            limiter: None,
         };
         block.config = block.build_config();
         Ok(block)
+    }
+
+    /// Limits the guest's requests (bytes read or written, requests) with `limiter`.
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Block {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// Path of the image.
@@ -947,7 +957,27 @@ impl VirtioDevice for Block {
             log::warn!("virtio-blk: notification for nonexistent queue {index}");
             return false;
         }
-        serve_chains("virtio-blk", queue, mem, |chain| self.serve(mem, chain))
+        let mut limiter = self.limiter.take();
+        let added = serve_chains("virtio-blk", queue, mem, limiter.as_mut(), |chain| {
+            let moved = |s: BlockStats| s.bytes_read + s.bytes_written;
+            let before = moved(self.stats);
+            let used = self.serve(mem, chain);
+            (used, moved(self.stats) - before)
+        });
+        self.limiter = limiter;
+        added
+    }
+
+    fn timer_fds(&self) -> Vec<RawFd> {
+        rate_limiter::timer_fds([&self.limiter])
+    }
+
+    fn timer_fired(&mut self, k: usize) {
+        rate_limiter::timer_fired([&mut self.limiter], k);
+    }
+
+    fn throttled(&self, _index: usize) -> bool {
+        rate_limiter::blocked(&self.limiter)
     }
 
     fn reset(&mut self) {
@@ -1175,6 +1205,40 @@ mod tests {
         assert_eq!(block.stats().flushes, 2);
     }
 
+    /// A bandwidth limit of 4 KiB per second serves two 2.5 KiB reads at once (the second puts the bucket
+    /// in debt) and holds the rest back (the device says the queue is throttled).
+    #[test]
+    fn rate_limited_reads_wait_for_tokens() {
+        use crate::rate_limiter::{BucketConfig, RateLimiterConfig};
+        let (_dir, _path, block) = disk();
+        let config = RateLimiterConfig {
+            bandwidth: Some(BucketConfig {
+                size: 4096,
+                one_time_burst: 0,
+                refill_time_ms: 1000,
+            }),
+            ops: None,
+        };
+        let mut block = block.with_rate_limiter(RateLimiter::new(&config).unwrap());
+        let mem = mem();
+        header(&mem, VIRTIO_BLK_T_IN, 0);
+        let vq = MockSplitQueue::new(&mem, 16);
+        let read = [(HDR, 16, false), (DATA, 2560, true), (STATUS, 1, true)];
+        let mut descs = Vec::new();
+        for i in 0..4u16 {
+            descs.extend(crate::test_utils::chain_at(3 * i, &read));
+        }
+        vq.add_desc_chains(&descs, 0).unwrap();
+        let mut queue: Queue = vq.create_queue().unwrap();
+        assert!(!block.throttled(0));
+        assert_eq!(block.timer_fds().len(), 1);
+        assert!(block.process_queue(0, &mut queue, &mem));
+        assert_eq!(block.stats().read_ops, 2);
+        assert!(block.throttled(0));
+        assert!(!block.process_queue(0, &mut queue, &mem), "still held back");
+        assert_eq!(block.stats().read_ops, 2);
+    }
+
     #[test]
     fn flush() {
         let (_dir, _path, mut block) = disk();
@@ -1255,7 +1319,7 @@ mod tests {
         header(&mem, VIRTIO_BLK_T_FLUSH, 0);
         let descs = [(HDR, 16, false), (STATUS, 1, true)];
         assert_eq!(run(&mut block, &mem, &descs), (1, VIRTIO_BLK_S_OK));
-        block.shutdown();
+        block.shutdown().unwrap();
         assert_eq!(file_bytes(&path), before);
     }
 

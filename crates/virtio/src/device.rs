@@ -3,6 +3,8 @@
 use std::os::unix::io::RawFd;
 use std::sync::{Arc, Mutex};
 
+use crate::rate_limiter::RateLimiter;
+
 use virtio_queue::{DescriptorChain, Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
@@ -26,9 +28,11 @@ pub(crate) fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
 /// I/O thread then serves its other events, the pause gate and the control eventfd first).
 pub(crate) const SERVE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Serves the chains available on `queue`: `serve` handles one and returns its used length, then the
-/// chain goes to the used ring (`device` names the device when that fails). Returns true when used
-/// buffers were added.
+/// Serves the chains available on `queue`: `serve` handles one and returns its used length and the bytes
+/// it moved (what a rate limiter counts), then the chain goes to the used ring (`device` names the device
+/// when that fails). Returns true when used buffers were added. With a `limiter`, each chain waits until
+/// it allows one more request (the rest stay in the ring; the limiter's timer brings the I/O thread
+/// back) and spends one operation and the chain's bytes.
 ///
 /// The work is bounded whatever the driver does: at most one ring's worth of chains (`queue.size()`)
 /// and about [`SERVE_TIME_BUDGET`] per call. A driver that keeps adding buffers as fast as they are
@@ -38,16 +42,25 @@ pub(crate) fn serve_chains<'a>(
     device: &str,
     queue: &mut Queue,
     mem: &'a GuestMemoryMmap,
-    mut serve: impl FnMut(DescriptorChain<&'a GuestMemoryMmap>) -> u32,
+    mut limiter: Option<&mut RateLimiter>,
+    mut serve: impl FnMut(DescriptorChain<&'a GuestMemoryMmap>) -> (u32, u64),
 ) -> bool {
     let mut added = false;
     let start = std::time::Instant::now();
     for _ in 0..queue.size() {
+        if let Some(l) = limiter.as_deref_mut() {
+            if !l.allows() {
+                break;
+            }
+        }
         let Some(chain) = queue.pop_descriptor_chain(mem) else {
             break;
         };
         let head = chain.head_index();
-        let used_len = serve(chain);
+        let (used_len, bytes) = serve(chain);
+        if let Some(l) = limiter.as_deref_mut() {
+            l.consume(1, bytes);
+        }
         match queue.add_used(mem, head, used_len) {
             Ok(()) => added = true,
             Err(e) => log::warn!("{device}: cannot return descriptor chain {head}: {e}"),
@@ -152,6 +165,22 @@ pub trait VirtioDevice: Send {
     /// True when something other than rvvmm's I/O thread consumes the queue eventfds (the kernel's vhost):
     /// the I/O thread then leaves them alone.
     fn owns_queue_notifications(&self) -> bool {
+        false
+    }
+
+    /// The timerfds of the device's rate limiters (see [`crate::rate_limiter`]), in a fixed order: when
+    /// fd `k` is readable the I/O thread calls [`VirtioDevice::timer_fired`]`(k)` and serves every queue
+    /// (and the backend) again. The default has none.
+    fn timer_fds(&self) -> Vec<RawFd> {
+        Vec::new()
+    }
+
+    /// Timer `k` of [`VirtioDevice::timer_fds`] fired: clear it.
+    fn timer_fired(&mut self, _k: usize) {}
+
+    /// True when the device's rate limiter holds back queue `index` (its chains left in the ring are
+    /// then not served again until the limiter's timer fires).
+    fn throttled(&self, _index: usize) -> bool {
         false
     }
 

@@ -13,6 +13,12 @@ use crate::MmioTransport;
 /// The `Events` data of a device's backend fd (queue eventfds use their queue index).
 pub const BACKEND_DATA: u32 = u32::MAX;
 
+/// The `Events` data of a device's first rate-limiter timer; timer `k` has `TIMER_DATA - k`.
+const TIMER_DATA: u32 = u32::MAX - 1;
+
+/// Most timers a device may have (their `Events` data stays far above any queue index).
+const MAX_TIMERS: usize = 16;
+
 /// The queue whose notification resumes polling a stalled backend (the receive queue of virtio-net:
 /// the driver made receive buffers available).
 const BACKEND_RESUME_QUEUE: usize = crate::mmio::RESUME_QUEUE;
@@ -78,6 +84,12 @@ impl MutEventSubscriber for QueueNotifications {
                 log::error!("virtio: cannot watch queue {i}: {e}");
             }
         }
+        for (k, fd) in t.timer_fds().into_iter().take(MAX_TIMERS).enumerate() {
+            let data = TIMER_DATA - k as u32;
+            if let Err(e) = ops.add(Events::with_data_raw(fd, data, EventSet::IN)) {
+                log::error!("virtio: cannot watch rate limiter timer {k}: {e}");
+            }
+        }
         self.backend = t.backend_fd();
         drop(t);
         self.watch_backend(ops);
@@ -93,6 +105,17 @@ impl MutEventSubscriber for QueueNotifications {
             if status.stalled {
                 self.unwatch_backend(ops);
             }
+            return;
+        }
+        let k = TIMER_DATA.wrapping_sub(events.data()) as usize;
+        if k < MAX_TIMERS {
+            self.transport
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .process_timer(k);
+            // A receive path the limiter stopped goes on (epoll is level-triggered: frames waiting in
+            // the backend are reported at once).
+            self.watch_backend(ops);
             return;
         }
         let index = events.data() as usize;

@@ -10,6 +10,7 @@ pub mod iov;
 pub mod mmio;
 pub mod net;
 pub mod pci;
+pub mod rate_limiter;
 pub mod rng;
 pub mod tap;
 pub mod vhost_net;

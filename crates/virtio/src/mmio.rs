@@ -257,8 +257,9 @@ impl MmioTransport {
         for round in 1..=NOTIFICATION_ROUNDS {
             used |= self.device.process_queue(index, queue, &self.mem);
             if drains && has_available(queue, &self.mem) {
-                // The device stopped at its budget (see `serve_chains`) with chains left in the ring.
-                more = true;
+                // The device stopped at its budget (see `serve_chains`) with chains left in the ring;
+                // or its rate limiter holds them back, and its timer brings the I/O thread back.
+                more = !self.device.throttled(index);
                 break;
             }
             if !event_idx {
@@ -291,6 +292,20 @@ impl MmioTransport {
             }
         }
         self.publish_counters();
+    }
+
+    /// The timerfds of the device's rate limiters (see [`VirtioDevice::timer_fds`]).
+    pub fn timer_fds(&self) -> Vec<RawFd> {
+        self.device.timer_fds()
+    }
+
+    /// Timer `k` of [`MmioTransport::timer_fds`] fired: what a rate limiter held back may go, so every
+    /// queue is served again (called on the I/O thread, which then polls the backend again too).
+    pub fn process_timer(&mut self, k: usize) {
+        self.device.timer_fired(k);
+        for index in 0..self.queues.len() {
+            self.process_queue(index);
+        }
     }
 
     /// The fd of the device's backend the I/O thread polls for reading, if any.
@@ -932,14 +947,14 @@ mod tests {
         fn read_config(&self, _offset: u64, _data: &mut [u8]) {}
         fn process_queue(&mut self, _i: usize, q: &mut Queue, mem: &GuestMemoryMmap) -> bool {
             let (avail, served) = (self.avail, self.served.clone());
-            crate::device::serve_chains("flood", q, mem, |chain| {
+            crate::device::serve_chains("flood", q, mem, None, |chain| {
                 let idx: u16 = mem.read_obj(GuestAddress(avail.0 + 2)).unwrap();
                 let slot = GuestAddress(avail.0 + 4 + 2 * u64::from(idx % 16));
                 mem.write_obj(chain.head_index(), slot).unwrap();
                 mem.write_obj(idx.wrapping_add(1), GuestAddress(avail.0 + 2))
                     .unwrap();
                 *served.lock().unwrap() += 1;
-                0
+                (0, 0)
             })
         }
         fn counters(&self) -> Vec<(&'static str, u64)> {

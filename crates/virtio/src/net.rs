@@ -31,6 +31,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::device::{read_config_bytes, serve_chains, BackendStatus, VirtioDevice};
+use crate::rate_limiter::{self, RateLimiter, RateLimiterConfig};
 use crate::tap::{Tap, TapError, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN};
 use crate::vhost_net::{VhostNetBackend, VhostNetError};
 use crate::{
@@ -324,6 +325,9 @@ pub struct Net {
     /// Bounce buffer of a transmitted frame (header included).
     tx_buf: Vec<u8>,
     stats: NetStats,
+    /// Limits of what the guest receives (frames read from the tap) and sends.
+    rx_limiter: Option<RateLimiter>,
+    tx_limiter: Option<RateLimiter>,
     /// The in-kernel data path, when `vhost=on`: then rvvmm only negotiates and relays interrupts.
     vhost: Option<VhostNetBackend>,
 }
@@ -347,6 +351,8 @@ impl Net {
             rx_chain_descriptors: 0,
             tx_buf: vec![0; VNET_HDR_LEN + MAX_FRAME_LEN],
             stats: NetStats::default(),
+            rx_limiter: None,
+            tx_limiter: None,
             vhost: None,
         }
     }
@@ -379,6 +385,14 @@ impl Net {
     /// The tap interface name.
     pub fn tap_name(&self) -> &str {
         self.tap.name()
+    }
+    /// Limits what the guest receives and what it sends, each with its own limiter built from `config`
+    /// (as cloud-hypervisor applies one configuration to both directions). The userspace data path
+    /// only: with vhost the kernel moves the frames.
+    pub fn with_rate_limiters(mut self, config: &RateLimiterConfig) -> std::io::Result<Net> {
+        self.rx_limiter = Some(RateLimiter::new(config)?);
+        self.tx_limiter = Some(RateLimiter::new(config)?);
+        Ok(self)
     }
 
     /// Frame and error counters so far.
@@ -470,19 +484,25 @@ impl Net {
 
     /// Transmits every available chain of the transmit queue.
     fn process_tx(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> bool {
-        serve_chains("virtio-net", queue, mem, |chain| {
+        let mut limiter = self.tx_limiter.take();
+        let added = serve_chains("virtio-net", queue, mem, limiter.as_mut(), |chain| {
             let head = chain.head_index();
             let frame = gather_tx(mem, chain, &mut self.tx_buf)
                 .and_then(|len| self.check_tx_header(&self.tx_buf[..len]).map(|()| len));
             match frame {
-                Ok(len) => self.send(len),
+                Ok(len) => {
+                    self.send(len);
+                    (0, len as u64)
+                }
                 Err(why) => {
                     log::debug!("virtio-net: transmit chain {head} dropped: {why}");
                     self.stats.tx_malformed += 1;
+                    (0, 0)
                 }
             }
-            0
-        })
+        });
+        self.tx_limiter = limiter;
+        added
     }
 
     /// Writes the first `len` bytes of the transmit buffer to the tap.
@@ -525,6 +545,13 @@ impl Net {
         let mut status = RxStatus::default();
         for _ in 0..RX_BATCH {
             if self.rx_len == 0 {
+                if let Some(l) = &mut self.rx_limiter {
+                    if !l.allows() {
+                        // Stop polling the tap; the limiter's timer brings the I/O thread back.
+                        status.stalled = true;
+                        return status;
+                    }
+                }
                 match self.tap.read(&mut self.rx_buf) {
                     Ok(0) => {
                         self.rx_error(&io::Error::from(io::ErrorKind::UnexpectedEof));
@@ -532,6 +559,9 @@ impl Net {
                         return status;
                     }
                     Ok(n) => {
+                        if let Some(l) = &mut self.rx_limiter {
+                            l.consume(1, n as u64);
+                        }
                         if let Err(why) = self.accept_frame(n) {
                             log::debug!("virtio-net: received frame of {n} bytes dropped: {why}");
                             continue;
@@ -782,6 +812,21 @@ impl VirtioDevice for Net {
 
     fn owns_queue_notifications(&self) -> bool {
         self.vhost.is_some()
+    }
+
+    fn timer_fds(&self) -> Vec<RawFd> {
+        rate_limiter::timer_fds([&self.rx_limiter, &self.tx_limiter])
+    }
+
+    fn timer_fired(&mut self, k: usize) {
+        rate_limiter::timer_fired([&mut self.rx_limiter, &mut self.tx_limiter], k);
+    }
+
+    fn throttled(&self, index: usize) -> bool {
+        match index {
+            RX_QUEUE => rate_limiter::blocked(&self.rx_limiter),
+            _ => rate_limiter::blocked(&self.tx_limiter),
+        }
     }
 
     /// The tap is readable: receives into queue 0.

@@ -7,12 +7,14 @@
 //! broken chain, is returned with used length 0 and nothing written.
 
 use std::io;
+use std::os::unix::io::RawFd;
 
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::Queue;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 
 use crate::device::{serve_chains, VirtioDevice};
+use crate::rate_limiter::{self, RateLimiter};
 use crate::{device_type, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
 
 /// Size of the single request queue.
@@ -103,6 +105,8 @@ pub struct Rng {
     /// Random bytes of the chain being served.
     buf: Vec<u8>,
     stats: RngStats,
+    /// Bandwidth and operations limits of the guest's requests.
+    limiter: Option<RateLimiter>,
 }
 
 impl Default for Rng {
@@ -119,7 +123,14 @@ impl Rng {
             acked_features: 0,
             buf: vec![0; MAX_CHAIN_BYTES],
             stats: RngStats::default(),
+            limiter: None,
         }
+    }
+
+    /// Limits the guest's requests (random bytes, requests) with `limiter`.
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Rng {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// Request and byte counters so far.
@@ -184,7 +195,8 @@ impl VirtioDevice for Rng {
             log::warn!("virtio-rng: notification for nonexistent queue {index}");
             return false;
         }
-        serve_chains("virtio-rng", queue, mem, |chain| {
+        let mut limiter = self.limiter.take();
+        let added = serve_chains("virtio-rng", queue, mem, limiter.as_mut(), |chain| {
             let head = chain.head_index();
             self.stats.requests += 1;
             let written = self.serve(mem, chain).unwrap_or_else(|why| {
@@ -192,8 +204,22 @@ impl VirtioDevice for Rng {
                 0
             });
             self.stats.bytes += u64::from(written);
-            written
-        })
+            (written, u64::from(written))
+        });
+        self.limiter = limiter;
+        added
+    }
+
+    fn timer_fds(&self) -> Vec<RawFd> {
+        rate_limiter::timer_fds([&self.limiter])
+    }
+
+    fn timer_fired(&mut self, k: usize) {
+        rate_limiter::timer_fired([&mut self.limiter], k);
+    }
+
+    fn throttled(&self, _index: usize) -> bool {
+        rate_limiter::blocked(&self.limiter)
     }
 
     fn reset(&mut self) {

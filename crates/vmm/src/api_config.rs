@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use api::types as json;
+use virtio::rate_limiter::{BucketConfig, RateLimiterConfig};
 
 use crate::config::{
     CpuPlacement, DiskConfig, MacAddr, NetConfig, PciAddress, VmConfig, VsockConfig,
@@ -50,6 +51,8 @@ pub fn from_api(api: &json::VmConfig, defaults: &VmConfig) -> Result<VmConfig, S
             path: PathBuf::from(path),
             readonly: d.readonly,
             id: d.serial.clone(),
+            rate_limiter: rate_limiter_from_api(&d.rate_limiter_config)
+                .map_err(|e| format!("disks[{i}].rate_limiter_config: {e}"))?,
         });
     }
     let mut nets = Vec::new();
@@ -65,7 +68,14 @@ pub fn from_api(api: &json::VmConfig, defaults: &VmConfig) -> Result<VmConfig, S
         if n.vhost {
             spec.push_str(",vhost=on");
         }
-        let net: NetConfig = spec.parse().map_err(|e| format!("net[{i}]: {e}"))?;
+        let mut net: NetConfig = spec.parse().map_err(|e| format!("net[{i}]: {e}"))?;
+        net.rate_limiter = rate_limiter_from_api(&n.rate_limiter_config)
+            .map_err(|e| format!("net[{i}].rate_limiter_config: {e}"))?;
+        if net.vhost && net.rate_limiter.is_some() {
+            return Err(format!(
+                "net[{i}]: rate limits apply to rvvmm's own data path, not to vhost"
+            ));
+        }
         nets.push(net);
     }
     let rng = match &api.rng {
@@ -114,6 +124,42 @@ pub fn from_api(api: &json::VmConfig, defaults: &VmConfig) -> Result<VmConfig, S
     })
 }
 
+/// The device's limits from the API's `rate_limiter_config` (`None` when it limits nothing).
+fn rate_limiter_from_api(
+    api: &Option<json::RateLimiterConfig>,
+) -> Result<Option<RateLimiterConfig>, String> {
+    let Some(api) = api else {
+        return Ok(None);
+    };
+    let bucket = |name: &str, b: Option<json::TokenBucketConfig>| match b {
+        None => Ok(None),
+        Some(b) if b.size > 0 && b.refill_time > 0 => Ok(Some(BucketConfig {
+            size: b.size,
+            one_time_burst: b.one_time_burst.unwrap_or(0),
+            refill_time_ms: b.refill_time,
+        })),
+        Some(_) => Err(format!("{name}: size and refill_time must be above 0")),
+    };
+    let config = RateLimiterConfig {
+        bandwidth: bucket("bandwidth", api.bandwidth)?,
+        ops: bucket("ops", api.ops)?,
+    };
+    Ok((!config.is_unlimited()).then_some(config))
+}
+
+/// The API's form of a device's limits.
+fn rate_limiter_to_api(config: &Option<RateLimiterConfig>) -> Option<json::RateLimiterConfig> {
+    let bucket = |b: BucketConfig| json::TokenBucketConfig {
+        size: b.size,
+        one_time_burst: (b.one_time_burst > 0).then_some(b.one_time_burst),
+        refill_time: b.refill_time_ms,
+    };
+    config.map(|c| json::RateLimiterConfig {
+        bandwidth: c.bandwidth.map(bucket),
+        ops: c.ops.map(bucket),
+    })
+}
+
 /// The API's view of `config` (what `vm.info` reports for a VM from the command line).
 pub fn to_api(config: &VmConfig) -> json::VmConfig {
     let n = config.cpus.num_vcpus() as u32;
@@ -143,6 +189,7 @@ pub fn to_api(config: &VmConfig) -> json::VmConfig {
                     path: Some(path(&d.path)),
                     readonly: d.readonly,
                     serial: d.id.clone(),
+                    rate_limiter_config: rate_limiter_to_api(&d.rate_limiter),
                     ..Default::default()
                 })
                 .collect()
@@ -155,6 +202,7 @@ pub fn to_api(config: &VmConfig) -> json::VmConfig {
                     tap: Some(n.tap.clone()),
                     mac: n.mac.map(|m: MacAddr| m.to_string()),
                     vhost: n.vhost,
+                    rate_limiter_config: rate_limiter_to_api(&n.rate_limiter),
                     ..Default::default()
                 })
                 .collect()

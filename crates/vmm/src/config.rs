@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use virtio::rate_limiter::{BucketConfig, RateLimiterConfig};
+
 /// Default guest RAM: 256 MiB.
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 /// Default kernel command line.
@@ -151,7 +153,59 @@ fn parse_on_off(v: &str, key: &str) -> Result<bool, ParseError> {
     }
 }
 
-/// `--disk path=FILE[,readonly=on][,id=NAME]`.
+/// The rate limiter keys of `--disk` and `--net` (cloud-hypervisor's): a bandwidth bucket of `bw_size`
+/// bytes refilled every `bw_refill_time` ms, an operations bucket of `ops_size` requests refilled every
+/// `ops_refill_time` ms, and the one-time bursts of each.
+const RATE_LIMITER_KEYS: [&str; 6] = [
+    "bw_size",
+    "bw_one_time_burst",
+    "bw_refill_time",
+    "ops_size",
+    "ops_one_time_burst",
+    "ops_refill_time",
+];
+
+/// Collects the rate limiter keys of one `--disk` or `--net` value (`what` and `s` name it in errors):
+/// `None` when none is given; a bucket needs both its size and its refill time.
+fn parse_rate_limiter(
+    pairs: &[(&str, &str)],
+    what: &str,
+    s: &str,
+) -> Result<Option<RateLimiterConfig>, ParseError> {
+    let mut values = [None::<u64>; 6];
+    for (k, v) in pairs {
+        if let Some(i) = RATE_LIMITER_KEYS.iter().position(|key| key == k) {
+            values[i] = Some(v.parse().map_err(|_| {
+                perr(format!(
+                    "invalid {what} '{s}': {k}='{v}' is not a non-negative number"
+                ))
+            })?);
+        }
+    }
+    let bucket = |prefix: &str, [size, burst, refill]: [Option<u64>; 3]| {
+        match (size, refill) {
+        (None, None) if burst.is_none() => Ok(None),
+        (Some(size), Some(refill_time_ms)) if size > 0 && refill_time_ms > 0 => {
+            Ok(Some(BucketConfig {
+                size,
+                one_time_burst: burst.unwrap_or(0),
+                refill_time_ms,
+            }))
+        }
+        _ => Err(perr(format!(
+            "invalid {what} '{s}': a rate limit needs {prefix}_size and {prefix}_refill_time, both above 0"
+        ))),
+    }
+    };
+    let [a, b, c, d, e, f] = values;
+    let config = RateLimiterConfig {
+        bandwidth: bucket("bw", [a, b, c])?,
+        ops: bucket("ops", [d, e, f])?,
+    };
+    Ok((!config.is_unlimited()).then_some(config))
+}
+
+/// `--disk path=FILE[,readonly=on][,id=NAME][,bw_size=..,bw_refill_time=..][,ops_size=..,..]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
     /// Backing raw image.
@@ -160,6 +214,8 @@ pub struct DiskConfig {
     pub readonly: bool,
     /// Serial reported through VIRTIO_BLK_T_GET_ID.
     pub id: Option<String>,
+    /// Limits of the guest's requests, if any.
+    pub rate_limiter: Option<RateLimiterConfig>,
 }
 
 impl FromStr for DiskConfig {
@@ -168,8 +224,15 @@ impl FromStr for DiskConfig {
         let mut path = None;
         let mut readonly = false;
         let mut id = None;
-        for (k, v) in parse_kv(s, "disk", &["path", "readonly", "id"])? {
+        let keys: Vec<&str> = ["path", "readonly", "id"]
+            .into_iter()
+            .chain(RATE_LIMITER_KEYS)
+            .collect();
+        let pairs = parse_kv(s, "disk", &keys)?;
+        let rate_limiter = parse_rate_limiter(&pairs, "disk", s)?;
+        for (k, v) in pairs {
             match k {
+                _ if RATE_LIMITER_KEYS.contains(&k) => {}
                 "path" if !v.is_empty() => path = Some(PathBuf::from(v)),
                 "readonly" => readonly = parse_on_off(v, k)?,
                 "id" if v.len() <= 20 => id = Some(v.to_string()),
@@ -183,7 +246,12 @@ impl FromStr for DiskConfig {
         }
         let path =
             path.ok_or_else(|| perr(format!("invalid disk '{s}': path=FILE is required")))?;
-        Ok(DiskConfig { path, readonly, id })
+        Ok(DiskConfig {
+            path,
+            readonly,
+            id,
+            rate_limiter,
+        })
     }
 }
 
@@ -230,7 +298,7 @@ impl fmt::Display for MacAddr {
     }
 }
 
-/// `--net tap=IFNAME[,mac=MAC][,vhost=on]`.
+/// `--net tap=IFNAME[,mac=MAC][,vhost=on][,bw_size=..,bw_refill_time=..][,ops_size=..,..]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetConfig {
     /// Host tap interface name.
@@ -239,6 +307,8 @@ pub struct NetConfig {
     pub mac: Option<MacAddr>,
     /// Move the data path into the kernel with /dev/vhost-net (falls back to userspace without it).
     pub vhost: bool,
+    /// Limits of each direction (frames received, frames sent), if any: userspace data path only.
+    pub rate_limiter: Option<RateLimiterConfig>,
 }
 
 impl FromStr for NetConfig {
@@ -247,8 +317,15 @@ impl FromStr for NetConfig {
         let mut tap = None;
         let mut mac = None;
         let mut vhost = false;
-        for (k, v) in parse_kv(s, "net", &["tap", "mac", "vhost"])? {
+        let keys: Vec<&str> = ["tap", "mac", "vhost"]
+            .into_iter()
+            .chain(RATE_LIMITER_KEYS)
+            .collect();
+        let pairs = parse_kv(s, "net", &keys)?;
+        let rate_limiter = parse_rate_limiter(&pairs, "net", s)?;
+        for (k, v) in pairs {
             match k {
+                _ if RATE_LIMITER_KEYS.contains(&k) => {}
                 "tap" => {
                     // IFNAMSIZ is 16 including the NUL.
                     if v.is_empty()
@@ -265,7 +342,17 @@ impl FromStr for NetConfig {
             }
         }
         let tap = tap.ok_or_else(|| perr(format!("invalid net '{s}': tap=IFNAME is required")))?;
-        Ok(NetConfig { tap, mac, vhost })
+        if vhost && rate_limiter.is_some() {
+            return Err(perr(format!(
+                "invalid net '{s}': rate limits apply to rvvmm's own data path, not to vhost=on"
+            )));
+        }
+        Ok(NetConfig {
+            tap,
+            mac,
+            vhost,
+            rate_limiter,
+        })
     }
 }
 
@@ -592,6 +679,50 @@ impl Default for VmConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limits_of_disks_and_nets() {
+        let d: DiskConfig = "path=a.img,bw_size=1048576,bw_refill_time=100,ops_size=100,ops_one_time_burst=50,ops_refill_time=1000"
+            .parse()
+            .unwrap();
+        let bucket = |size, one_time_burst, refill_time_ms| BucketConfig {
+            size,
+            one_time_burst,
+            refill_time_ms,
+        };
+        assert_eq!(
+            d.rate_limiter,
+            Some(RateLimiterConfig {
+                bandwidth: Some(bucket(1 << 20, 0, 100)),
+                ops: Some(bucket(100, 50, 1000)),
+            })
+        );
+        let d: DiskConfig = "path=a.img".parse().unwrap();
+        assert_eq!(d.rate_limiter, None);
+        let n: NetConfig = "tap=t0,ops_size=10,ops_refill_time=1".parse().unwrap();
+        assert_eq!(n.rate_limiter.and_then(|r| r.ops), Some(bucket(10, 0, 1)));
+        for (bad, says) in [
+            ("path=a.img,bw_size=1024", "bw_size and bw_refill_time"),
+            ("path=a.img,bw_refill_time=10", "bw_size and bw_refill_time"),
+            ("path=a.img,ops_size=0,ops_refill_time=10", "above 0"),
+            (
+                "path=a.img,bw_one_time_burst=5",
+                "bw_size and bw_refill_time",
+            ),
+            (
+                "path=a.img,bw_size=-1,bw_refill_time=1",
+                "not a non-negative number",
+            ),
+        ] {
+            let e = bad.parse::<DiskConfig>().unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let e = "tap=t0,vhost=on,bw_size=1,bw_refill_time=1"
+            .parse::<NetConfig>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not to vhost=on"), "{e}");
+    }
 
     #[test]
     fn addresses() {

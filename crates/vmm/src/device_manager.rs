@@ -29,8 +29,8 @@ use vfio_ioctls::VfioContainer;
 use virtio::io_thread::IoControl;
 use virtio::pci::{MsixInterrupt, VirtioPciDevice};
 use virtio::{
-    Block, CounterSnapshot, MmioTransport, Net, Rng, VirtioDevice, VirtioInterrupt, Vsock,
-    QUEUE_NOTIFY_OFFSET,
+    rate_limiter::RateLimiter, Block, CounterSnapshot, MmioTransport, Net, Rng, VirtioDevice,
+    VirtioInterrupt, Vsock, QUEUE_NOTIFY_OFFSET,
 };
 use vm_memory::GuestMemoryMmap;
 
@@ -205,8 +205,14 @@ impl DeviceManager {
         };
         for disk in &config.disks {
             let what = format!("--disk {}", disk.path.display());
-            let block = Block::new(&disk.path, disk.readonly, disk.id.clone())
+            let mut block = Block::new(&disk.path, disk.readonly, disk.id.clone())
                 .map_err(|e| Error::Devices(format!("{what}: {e}")))?;
+            if let Some(limits) = &disk.rate_limiter {
+                let limiter = RateLimiter::new(limits)
+                    .map_err(|e| Error::Devices(format!("{what}: rate limiter: {e}")))?;
+                log::info!("{what}: rate limited ({limits:?})");
+                block = block.with_rate_limiter(limiter);
+            }
             let name = format!("_disk{}", self.virtio.len());
             self.add_virtio(name, Box::new(block), &what, &ctx)?;
         }
@@ -214,6 +220,12 @@ impl DeviceManager {
             let what = format!("--net tap={}", net.tap);
             let mut device = Net::open(&net.tap, net.mac.map(|m| m.0))
                 .map_err(|e| Error::Devices(format!("{what}: {e}")))?;
+            if let Some(limits) = &net.rate_limiter {
+                device = device
+                    .with_rate_limiters(limits)
+                    .map_err(|e| Error::Devices(format!("{what}: rate limiter: {e}")))?;
+                log::info!("{what}: rate limited in each direction ({limits:?})");
+            }
             if net.vhost {
                 // The userspace data path is the fallback when the host has no usable vhost-net.
                 if let Err(e) = device.enable_vhost(mem) {

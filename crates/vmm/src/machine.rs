@@ -391,6 +391,8 @@ fn create_guest_ram(vm: &Vm, size: u64, hugepages: bool) -> Result<GuestMemoryMm
     if hugepages {
         log::info!("guest RAM: {mib} MiB in 2 MiB huge pages");
     }
+    // What the guest keeps in its RAM is not the host's to dump with rvvmm's core.
+    crate::memory::exclude_from_core_dumps(&mem).map_err(|e| Error::Memory(e.to_string()))?;
     for (slot, region) in mem.iter().enumerate() {
         let host = mem
             .get_host_address(region.start_addr())

@@ -239,6 +239,7 @@ mod tests {
                 path,
                 readonly: false,
                 id: None,
+                rate_limiter: None,
             });
         }
         assert!(
