@@ -100,7 +100,7 @@ fn distro_host() -> &'static L1Run {
 
 /// Scenarios run on a 4-hart AIA host (`flood` needs harts for the flooding vcpu, the I/O thread and the
 /// API client at once).
-const FOUR_HART_SCENARIOS: &[&str] = &["cores", "flood"];
+const FOUR_HART_SCENARIOS: &[&str] = &["cores", "flood", "ratelimit"];
 
 fn four_hart_host() -> &'static L1Run {
     static RUN: OnceLock<L1Run> = OnceLock::new();
@@ -393,6 +393,20 @@ fn a_flooding_guest_cannot_stall_the_api_pause_sigterm_or_its_other_disk() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     assert!(ms < 5000, "SIGTERM took {ms} ms: {text}");
+}
+
+/// `--disk ...,bw_size=1048576,bw_refill_time=100` (tests/scenarios/ratelimit.sh): 16 MiB read in about
+/// 1.5 s, where the unlimited disk is faster.
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn a_rate_limited_disk_reads_at_its_limit() {
+    let run = four_hart_host();
+    run.assert_markers("ratelimit", &["RATELIMIT-FAILS 0 rc=0"]);
+    let text = run.passed("ratelimit");
+    let limited: f64 = field(text, "RATELIMIT", "limited")
+        .and_then(|v| v.trim_end_matches('s').parse().ok())
+        .unwrap_or(0.0);
+    assert!((1.3..=4.0).contains(&limited), "{text}");
 }
 
 #[test]

@@ -7,14 +7,18 @@
 //! (`rvvmm: error: seccomp: thread vcpu0 made a forbidden system call: socket (198)`) and exits with
 //! status [`EXIT_SECCOMP`] (128 + SIGSYS), before the call could do anything.
 //!
-//! The lists are by system call number only (arguments are not inspected: ioctl is needed for KVM, VFIO,
-//! vhost and the terminal alike). The rules are arch-neutral (libc's numbers of the target) and compile
-//! on any host for the unit tests; only riscv64 installs them.
+//! Some calls are allowed only with certain arguments ([`argument_rules`]): `ioctl` by request number
+//! (per thread kind: the interrupt ioctls only, or KVM's, VFIO's and vhost's families without the ones
+//! that create VMs, vcpus or devices, the tap's offload settings and the terminal's modes; never
+//! TIOCSTI, block device or socket ioctls), `tgkill` only to rvvmm's own threads, `mmap` and `mprotect`
+//! never executable, `fcntl` only to read or set fd and file status flags (no fd duplication). The rules
+//! are arch-neutral (libc's numbers of the target) and compile on any host for the unit tests (which also
+//! install them in child processes); only riscv64 installs them in rvvmm.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
 
 /// Exit status after a forbidden system call: 128 + SIGSYS.
 pub const EXIT_SECCOMP: i32 = 128 + libc::SIGSYS;
@@ -163,6 +167,151 @@ pub fn allowed(kind: ThreadKind) -> Vec<libc::c_long> {
     calls
 }
 
+/// ioctl request numbers (the generic Linux encoding, which riscv64 uses): direction, size, type, number.
+mod request {
+    const fn ioc(dir: u64, ty: u64, nr: u64, size: u64) -> u64 {
+        (dir << 30) | (size << 16) | (ty << 8) | nr
+    }
+    const KVMIO: u64 = 0xae;
+    /// VFIO's ioctl type (';').
+    pub const VFIO_TYPE: u64 = 0x3b;
+    /// vhost's ioctl type.
+    pub const VHOST_TYPE: u64 = 0xaf;
+    /// KVM's ioctl type.
+    pub const KVM_TYPE: u64 = KVMIO;
+
+    /// KVM_IRQ_LINE (struct kvm_irq_level, 8 bytes).
+    pub const KVM_IRQ_LINE: u64 = ioc(1, KVMIO, 0x61, 8);
+    /// KVM_INTERRUPT (struct kvm_interrupt, 4 bytes): the userspace PLIC's external interrupt line.
+    pub const KVM_INTERRUPT: u64 = ioc(1, KVMIO, 0x86, 4);
+    /// KVM_SIGNAL_MSI (struct kvm_msi, 32 bytes).
+    pub const KVM_SIGNAL_MSI: u64 = ioc(1, KVMIO, 0xa5, 32);
+    /// KVM_CREATE_VM: never once the guest runs.
+    pub const KVM_CREATE_VM: u64 = ioc(0, KVMIO, 0x01, 0);
+    /// KVM_CREATE_VCPU.
+    pub const KVM_CREATE_VCPU: u64 = ioc(0, KVMIO, 0x41, 0);
+    /// KVM_CREATE_IRQCHIP.
+    pub const KVM_CREATE_IRQCHIP: u64 = ioc(0, KVMIO, 0x60, 0);
+    /// KVM_CREATE_DEVICE (struct kvm_create_device, 12 bytes).
+    pub const KVM_CREATE_DEVICE: u64 = ioc(3, KVMIO, 0xe0, 12);
+    /// KVM_GET_STATS_FD (opens a file).
+    pub const KVM_GET_STATS_FD: u64 = ioc(0, KVMIO, 0xce, 0);
+}
+
+/// The ioctls a thread of `kind` may make: exact request numbers, and whole families (an ioctl type)
+/// minus some of their members.
+struct IoctlPolicy {
+    exact: Vec<u64>,
+    families: Vec<u64>,
+    family_exceptions: Vec<u64>,
+}
+
+// libc's request constants are c_ulong on glibc (c_int on musl): the casts are for the latter.
+#[allow(clippy::unnecessary_cast)]
+fn ioctl_policy(kind: ThreadKind) -> IoctlPolicy {
+    // Raising an interrupt: an AIA or PLIC line, an MSI.
+    let interrupts = vec![
+        request::KVM_IRQ_LINE,
+        request::KVM_INTERRUPT,
+        request::KVM_SIGNAL_MSI,
+    ];
+    // The terminal's modes (raw mode and its restoration): TCGETS and the three TCSETS.
+    let terminal = [libc::TCGETS, libc::TCSETS, libc::TCSETSW, libc::TCSETSF].map(|r| r as u64);
+    // The tap's settings that follow the guest's feature negotiation.
+    let tap = [libc::TUNSETOFFLOAD, libc::TUNSETVNETHDRSZ].map(|r| r as u64);
+    let devices = IoctlPolicy {
+        exact: tap.to_vec(),
+        // vcpus run (KVM_RUN), route interrupts and move BARs (KVM), drive passed-through devices
+        // (VFIO) and start or stop in-kernel data paths (vhost) as the guest programs its devices.
+        families: vec![request::KVM_TYPE, request::VFIO_TYPE, request::VHOST_TYPE],
+        family_exceptions: vec![
+            request::KVM_CREATE_VM,
+            request::KVM_CREATE_VCPU,
+            request::KVM_CREATE_IRQCHIP,
+            request::KVM_CREATE_DEVICE,
+            request::KVM_GET_STATS_FD,
+        ],
+    };
+    let only = |exact: Vec<u64>| IoctlPolicy {
+        exact,
+        families: Vec::new(),
+        family_exceptions: Vec::new(),
+    };
+    match kind {
+        ThreadKind::Vcpu | ThreadKind::VirtioIo => devices,
+        ThreadKind::Main => IoctlPolicy {
+            exact: [devices.exact, terminal.to_vec()].concat(),
+            ..devices
+        },
+        ThreadKind::Console => only([interrupts, terminal.to_vec()].concat()),
+        ThreadKind::RtcAlarm | ThreadKind::ConsoleOut => only(interrupts),
+        ThreadKind::Signals | ThreadKind::Timeout | ThreadKind::Api => only(Vec::new()),
+    }
+}
+
+/// `fcntl` commands every thread may use: reading and setting fd and file status flags.
+const FCNTL_COMMANDS: [libc::c_int; 4] =
+    [libc::F_GETFD, libc::F_SETFD, libc::F_GETFL, libc::F_SETFL];
+
+/// The argument conditions of the calls of `kind` that are allowed only with certain arguments (a call
+/// matches when one of its rules does; each rule is a conjunction). `pid` is rvvmm's process id.
+pub fn argument_rules(
+    kind: ThreadKind,
+    pid: u32,
+) -> Result<BTreeMap<libc::c_long, Vec<SeccompRule>>, seccompiler::BackendError> {
+    use seccompiler::{SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond};
+    let rule = |conds: Vec<Cond>| SeccompRule::new(conds);
+    let mut out = BTreeMap::new();
+    // Signals only to rvvmm's own threads (the pause kick, abort).
+    out.insert(
+        libc::SYS_tgkill,
+        vec![rule(vec![Cond::new(
+            0,
+            Len::Dword,
+            Op::Eq,
+            u64::from(pid),
+        )?])?],
+    );
+    // No executable memory.
+    let not_exec = || -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
+        Ok(vec![rule(vec![Cond::new(
+            2,
+            Len::Dword,
+            Op::MaskedEq(libc::PROT_EXEC as u64),
+            0,
+        )?])?])
+    };
+    out.insert(libc::SYS_mmap, not_exec()?);
+    out.insert(libc::SYS_mprotect, not_exec()?);
+    out.insert(
+        libc::SYS_fcntl,
+        FCNTL_COMMANDS
+            .iter()
+            .map(|&c| rule(vec![Cond::new(1, Len::Dword, Op::Eq, c as u64)?]))
+            .collect::<Result<_, _>>()?,
+    );
+    let policy = ioctl_policy(kind);
+    let mut ioctl = Vec::new();
+    for r in &policy.exact {
+        ioctl.push(rule(vec![Cond::new(1, Len::Dword, Op::Eq, *r)?])?);
+    }
+    for ty in &policy.families {
+        let mut conds = vec![Cond::new(1, Len::Dword, Op::MaskedEq(0xff00), ty << 8)?];
+        for ex in policy
+            .family_exceptions
+            .iter()
+            .filter(|ex| (*ex >> 8) & 0xff == *ty)
+        {
+            conds.push(Cond::new(1, Len::Dword, Op::Ne, *ex)?);
+        }
+        ioctl.push(rule(conds)?);
+    }
+    if !ioctl.is_empty() {
+        out.insert(libc::SYS_ioctl, ioctl);
+    }
+    Ok(out)
+}
+
 /// Errors building or installing a filter.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
@@ -207,10 +356,14 @@ impl Filters {
     /// Builds every kind's filter: allowed calls pass, anything else traps (SIGSYS).
     pub fn build() -> Result<Filters, SeccompError> {
         let mut programs = BTreeMap::new();
+        let pid = std::process::id();
         for kind in ThreadKind::ALL {
+            let mut conditional =
+                argument_rules(kind, pid).map_err(|e| SeccompError::Build(kind.name(), e))?;
+            // A call the kind may make gets its argument rules, if it has any (else any arguments).
             let rules = allowed(kind)
                 .into_iter()
-                .map(|nr| (nr, Vec::new()))
+                .map(|nr| (nr, conditional.remove(&nr).unwrap_or_default()))
                 .collect();
             let filter = SeccompFilter::new(
                 rules,
@@ -341,6 +494,10 @@ fn syscall_name(nr: libc::c_long) -> &'static str {
         (libc::SYS_timerfd_create, "timerfd_create"),
         (libc::SYS_read, "read"),
         (libc::SYS_ioctl, "ioctl"),
+        (libc::SYS_fcntl, "fcntl"),
+        (libc::SYS_tgkill, "tgkill"),
+        (libc::SYS_mmap, "mmap"),
+        (libc::SYS_mprotect, "mprotect"),
         (libc::SYS_pread64, "pread64"),
         (libc::SYS_pwrite64, "pwrite64"),
         (libc::SYS_fdatasync, "fdatasync"),
@@ -378,10 +535,26 @@ impl LineBuf {
         }
         self.push(&digits[i..]);
     }
+
+    fn push_hex(&mut self, mut v: u64) {
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(v & 0xf) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push(b"0x");
+        self.push(&digits[i..]);
+    }
 }
 
-/// The line printed for forbidden call `nr` on thread `thread`.
-fn forbidden_line(thread: &[u8], nr: libc::c_long) -> LineBuf {
+/// The line printed for forbidden call `nr` on thread `thread`; `args` are its first two arguments when
+/// the handler can read them (they name what was refused of a call allowed with other arguments).
+fn forbidden_line(thread: &[u8], nr: libc::c_long, args: Option<[u64; 2]>) -> LineBuf {
     let mut line = LineBuf {
         buf: [0; 192],
         len: 0,
@@ -392,8 +565,51 @@ fn forbidden_line(thread: &[u8], nr: libc::c_long) -> LineBuf {
     line.push(syscall_name(nr).as_bytes());
     line.push(b" (");
     line.push_number(nr as u64);
-    line.push(b")\n");
+    line.push(b")");
+    if let Some([a0, a1]) = args {
+        match nr {
+            libc::SYS_ioctl => line.push(b" request "),
+            libc::SYS_fcntl => line.push(b" command "),
+            libc::SYS_tgkill => {
+                line.push(b" to process ");
+                line.push_number(a0);
+                line.push(b"\n");
+                return line;
+            }
+            _ => {
+                line.push(b"\n");
+                return line;
+            }
+        }
+        line.push_hex(a1 & 0xffff_ffff);
+    }
+    line.push(b"\n");
     line
+}
+
+/// The first two arguments of the system call a SIGSYS interrupted, from the signal's context.
+#[cfg(target_arch = "riscv64")]
+fn syscall_args(ctx: *mut libc::c_void) -> Option<[u64; 2]> {
+    // SAFETY: for SA_SIGINFO handlers the kernel passes a valid ucontext; a0 and a1 are x10 and x11.
+    let gregs = unsafe { &(*(ctx as *const libc::ucontext_t)).uc_mcontext.__gregs };
+    Some([gregs[10], gregs[11]])
+}
+
+/// The first two arguments of the system call a SIGSYS interrupted, from the signal's context.
+#[cfg(target_arch = "x86_64")]
+fn syscall_args(ctx: *mut libc::c_void) -> Option<[u64; 2]> {
+    // SAFETY: for SA_SIGINFO handlers the kernel passes a valid ucontext; rdi and rsi hold the first two.
+    let gregs = unsafe { &(*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs };
+    Some([
+        gregs[libc::REG_RDI as usize] as u64,
+        gregs[libc::REG_RSI as usize] as u64,
+    ])
+}
+
+/// The first two arguments of the system call a SIGSYS interrupted (not read on this architecture).
+#[cfg(not(any(target_arch = "riscv64", target_arch = "x86_64")))]
+fn syscall_args(_ctx: *mut libc::c_void) -> Option<[u64; 2]> {
+    None
 }
 
 /// Offset of `si_syscall` in a SIGSYS siginfo (after signo, errno, code, padding and `si_call_addr`).
@@ -402,7 +618,7 @@ const SI_SYSCALL_OFFSET: usize = 16 + std::mem::size_of::<usize>();
 extern "C" fn sigsys_handler(
     _sig: libc::c_int,
     info: *mut libc::siginfo_t,
-    _ctx: *mut libc::c_void,
+    ctx: *mut libc::c_void,
 ) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; for SIGSYS (SYS_SECCOMP) the
     // union holds `_sigsys`, whose `_syscall` int is at SI_SYSCALL_OFFSET on 64-bit Linux.
@@ -410,7 +626,7 @@ extern "C" fn sigsys_handler(
         std::ptr::read_unaligned((info as *const u8).add(SI_SYSCALL_OFFSET) as *const i32)
     };
     let thread = THREAD_NAME.with(|n| n.get());
-    let line = forbidden_line(thread.as_bytes(), libc::c_long::from(nr));
+    let line = forbidden_line(thread.as_bytes(), libc::c_long::from(nr), syscall_args(ctx));
     // SAFETY: write and _exit are async-signal-safe and allowed by every filter; the buffer is valid.
     unsafe {
         libc::write(2, line.buf.as_ptr().cast(), line.len);
@@ -476,7 +692,7 @@ mod tests {
 
     #[test]
     fn the_forbidden_line_names_thread_and_call() {
-        let line = forbidden_line(b"vcpu1", libc::SYS_socket);
+        let line = forbidden_line(b"vcpu1", libc::SYS_socket, None);
         let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
         assert_eq!(
             text,
@@ -485,9 +701,101 @@ mod tests {
                 libc::SYS_socket
             )
         );
-        let line = forbidden_line(b"main", 100_000);
+        let line = forbidden_line(b"main", 100_000, None);
         let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
         assert!(text.ends_with("unknown (100000)\n"), "{text}");
+        let line = forbidden_line(b"vcpu0", libc::SYS_ioctl, Some([3, 0x5412]));
+        let text = std::str::from_utf8(&line.buf[..line.len]).unwrap();
+        assert!(text.ends_with(") request 0x5412\n"), "{text}");
+    }
+
+    /// Runs `call` in a child process whose thread has `kind`'s filter; returns the child's exit status
+    /// (EXIT_SECCOMP when the call was refused, 0 when it ran).
+    fn status_of(kind: ThreadKind, call: fn()) -> i32 {
+        let filters = Filters::build().unwrap();
+        // SAFETY: the child only installs a handler and a filter, then makes system calls before _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let _ = install_sigsys_handler();
+            let _ = filters.install(kind);
+            call();
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is writable.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        libc::WEXITSTATUS(status)
+    }
+
+    /// The argument rules: ioctls by request number and thread kind, no executable mappings, no fd
+    /// duplication, signals only within rvvmm. Each call is made on an fd that does not exist (or with
+    /// harmless arguments), so an allowed call just fails; a refused one ends the child.
+    #[test]
+    fn arguments_decide_what_passes() {
+        // SAFETY (every closure below): system calls with integer arguments on fds that do not exist,
+        // or an anonymous mapping; nothing is dereferenced.
+        let kvm_run = || unsafe {
+            libc::ioctl(-1, 0xae80 as _);
+        };
+        let tiocsti = || unsafe {
+            libc::ioctl(-1, libc::TIOCSTI as _, 0);
+        };
+        let create_vm = || unsafe {
+            libc::ioctl(-1, request::KVM_CREATE_VM as _, 0);
+        };
+        let blkpg = || unsafe {
+            libc::ioctl(-1, 0x1269 as _, 0); // BLKPG
+        };
+        let irq_line = || unsafe {
+            libc::ioctl(-1, request::KVM_IRQ_LINE as _, 0);
+        };
+        let tcsets = || unsafe {
+            libc::ioctl(-1, libc::TCSETS as _, 0);
+        };
+        for (kind, name, call, refused) in [
+            (ThreadKind::Vcpu, "KVM_RUN", kvm_run as fn(), false),
+            (ThreadKind::Vcpu, "TIOCSTI", tiocsti, true),
+            (ThreadKind::Main, "TIOCSTI", tiocsti, true),
+            (ThreadKind::Main, "TCSETS", tcsets, false),
+            (ThreadKind::Vcpu, "TCSETS", tcsets, true),
+            (ThreadKind::Main, "KVM_CREATE_VM", create_vm, true),
+            (ThreadKind::VirtioIo, "BLKPG", blkpg, true),
+            (ThreadKind::Console, "KVM_IRQ_LINE", irq_line, false),
+            (ThreadKind::Console, "KVM_RUN", kvm_run, true),
+            (ThreadKind::RtcAlarm, "TCSETS", tcsets, true),
+        ] {
+            let want = if refused { EXIT_SECCOMP } else { 0 };
+            assert_eq!(status_of(kind, call), want, "{kind:?} {name}");
+        }
+        let rw = || unsafe {
+            let prot = libc::PROT_READ | libc::PROT_WRITE;
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+            libc::mmap(std::ptr::null_mut(), 4096, prot, flags, -1, 0);
+        };
+        let exec = || unsafe {
+            let prot = libc::PROT_READ | libc::PROT_EXEC;
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+            libc::mmap(std::ptr::null_mut(), 4096, prot, flags, -1, 0);
+        };
+        assert_eq!(status_of(ThreadKind::Vcpu, rw), 0);
+        assert_eq!(status_of(ThreadKind::Vcpu, exec), EXIT_SECCOMP);
+        let getfl = || unsafe {
+            libc::fcntl(-1, libc::F_GETFL);
+        };
+        let dupfd = || unsafe {
+            libc::fcntl(-1, libc::F_DUPFD, 100);
+        };
+        assert_eq!(status_of(ThreadKind::VirtioIo, getfl), 0);
+        assert_eq!(status_of(ThreadKind::VirtioIo, dupfd), EXIT_SECCOMP);
+        // The filters name the process that built them (this test's); the child is another process, so
+        // even a signal 0 to its own thread is refused, as one to any other process would be.
+        let tgkill_elsewhere = || unsafe {
+            libc::syscall(libc::SYS_tgkill, 1, 1, 0);
+        };
+        assert_eq!(status_of(ThreadKind::Vcpu, tgkill_elsewhere), EXIT_SECCOMP);
     }
 
     /// A filtered thread that makes a forbidden call is stopped (in a child process, which the
