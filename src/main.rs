@@ -41,8 +41,10 @@ struct Cli {
     /// Serve cloud-hypervisor's REST API (HTTP on a Unix socket, mode 0600, removed on exit): without
     /// --kernel, rvvmm waits for vm.create and vm.boot; with it, the API reports and controls the VM.
     /// See `rvvmm remote --help` for a client.
-    #[arg(long, value_name = "PATH")]
-    api_socket: Option<PathBuf>,
+    /// PATH (or path=PATH) creates the socket; fd=N serves a listening Unix socket rvvmm inherited (as
+    /// libvirt passes it), which rvvmm leaves in place on exit.
+    #[arg(long, value_name = "PATH|path=PATH|fd=N")]
+    api_socket: Option<vmm::config::ApiSocket>,
 
     /// Kernel format: image, elf or raw (default: detected from the file; neither ELF nor Image is raw).
     #[arg(long, value_name = "image|elf|raw")]
@@ -88,10 +90,11 @@ struct Cli {
     #[arg(long, value_name = "path=FILE[,readonly=on][,id=NAME][,LIMITS]")]
     disk: Vec<DiskConfig>,
 
-    /// Add a virtio-net device on a tap interface (created if missing): tap=IFNAME[,mac=MAC][,vhost=on]
+    /// Add a virtio-net device on a tap interface (created if missing): tap=IFNAME[,mac=MAC][,vhost=on], or on
+    /// a tap fd rvvmm inherited (opened with IFF_TAP, IFF_NO_PI, IFF_VNET_HDR): fd=N (cloud-hypervisor's fd=[N] too)
     /// (repeatable; vhost=on moves the data path into /dev/vhost-net when the host has it). LIMITS as for
     /// --disk, applied to each direction (frames received, frames sent; not with vhost=on).
-    #[arg(long, value_name = "tap=IFNAME[,mac=MAC][,vhost=on][,LIMITS]")]
+    #[arg(long, value_name = "tap=IFNAME|fd=N[,mac=MAC][,vhost=on][,LIMITS]")]
     net: Vec<NetConfig>,
 
     /// Add a virtio-rng device: the guest's entropy from the host's getrandom (off by default).
@@ -127,6 +130,12 @@ struct Cli {
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     seccomp: bool,
 
+    /// Run as this user and group (numeric ids) once every device is open, before the guest runs: every
+    /// thread switches, no capabilities remain and no_new_privs is set. Needs rvvmm started as root (or
+    /// as that user). Disks, taps (or --net fd=N), /dev/kvm and VFIO groups are opened before the switch.
+    #[arg(long, value_name = "UID[:GID]")]
+    user: Option<vmm::privileges::UserSpec>,
+
     /// Log level: off, error, warn, info, debug, trace (default warn; RUST_LOG also works).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -134,7 +143,7 @@ struct Cli {
 
 impl Cli {
     /// The VM of the command line (`None` without --kernel) and the command line's settings.
-    fn into_configs(self) -> (Option<VmConfig>, VmConfig, Option<PathBuf>) {
+    fn into_configs(self) -> (Option<VmConfig>, VmConfig, Option<vmm::config::ApiSocket>) {
         let api = self.api_socket.clone();
         let has_kernel = self.kernel.is_some();
         let config = self.into_config();
@@ -167,6 +176,7 @@ impl Cli {
             virtio_transport: self.virtio_transport,
             dump_dtb: self.dump_dtb,
             seccomp: self.seccomp,
+            user: self.user,
         }
     }
 }

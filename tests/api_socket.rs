@@ -200,3 +200,72 @@ fn rvvmm_remote_drives_the_api_and_reports_errors_in_one_line() {
     assert_eq!(rc, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `--api-socket fd=N` (libvirt's way): rvvmm serves a listening socket it inherited and leaves its file
+/// in place on exit; an fd that is not a listening Unix socket is refused with one line.
+#[test]
+fn an_inherited_listening_socket_is_served_and_left_in_place() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = scratch("fd");
+    let sock = dir.join("passed.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let raw = listener.as_raw_fd();
+    let mut cmd = rvvmm(&dir);
+    cmd.args(["--api-socket", "fd=5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: dup2 is async-signal-safe; the child gets the listener as fd 5 (without close-on-exec).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 5) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    drop(listener);
+    let start = Instant::now();
+    let (status, _) = loop {
+        match request(&sock, "GET", "vmm.ping", None) {
+            Ok(answer) => break answer,
+            Err(e) => {
+                assert!(start.elapsed() < Duration::from_secs(10), "no answer: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    assert_eq!(status, 200);
+    let (status, _) = request(&sock, "PUT", "vmm.shutdown", None).unwrap();
+    assert_eq!(status, 200);
+    let (code, err) = wait(child);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        sock.exists(),
+        "the inherited socket's file is its creator's"
+    );
+
+    // fd 5 is a pipe, not a socket.
+    let (r, _w) = std::io::pipe().unwrap();
+    let raw = r.as_raw_fd();
+    let mut cmd = rvvmm(&dir);
+    cmd.args(["--api-socket", "fd=5"]);
+    // SAFETY: as above.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 5) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("rvvmm: error: --api-socket fd=5: not a socket"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -56,14 +56,15 @@ pub enum ServerError {
 /// A bound API socket, not served yet.
 pub struct ApiServer {
     listener: UnixListener,
-    path: PathBuf,
+    /// The socket rvvmm created (and removes); `None` for an inherited one.
+    path: Option<PathBuf>,
     deadline: Duration,
     max_connections: usize,
 }
 
 /// The running API: removes the socket when dropped, and lets the VMM wait for an answer in flight.
 pub struct ApiHandle {
-    path: PathBuf,
+    path: Option<PathBuf>,
     busy: Arc<AtomicBool>,
 }
 
@@ -112,10 +113,21 @@ impl ApiServer {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
         Ok(ApiServer {
             listener,
-            path: path.to_path_buf(),
+            path: Some(path.to_path_buf()),
             deadline: REQUEST_DEADLINE,
             max_connections: MAX_CONNECTIONS,
         })
+    }
+
+    /// Serves a listening Unix socket someone else created and passed to rvvmm (`--api-socket fd=N`,
+    /// as libvirt does): its file is its creator's to remove.
+    pub fn from_listener(listener: UnixListener) -> ApiServer {
+        ApiServer {
+            listener,
+            path: None,
+            deadline: REQUEST_DEADLINE,
+            max_connections: MAX_CONNECTIONS,
+        }
     }
 
     /// Other limits than [`REQUEST_DEADLINE`] and [`MAX_CONNECTIONS`] (for tests).
@@ -459,9 +471,9 @@ fn write_some(c: &mut Client) -> std::io::Result<bool> {
 }
 
 impl ApiHandle {
-    /// The socket's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The socket's path, when rvvmm created it.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// Waits (up to `timeout`) until no answer is being written, so that the reply to `vm.shutdown` or
@@ -476,8 +488,11 @@ impl ApiHandle {
 
 impl Drop for ApiHandle {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            log::warn!("cannot remove the API socket {}: {e}", self.path.display());
+        let Some(path) = &self.path else {
+            return;
+        };
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!("cannot remove the API socket {}: {e}", path.display());
         }
     }
 }

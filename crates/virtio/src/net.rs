@@ -377,6 +377,13 @@ impl Net {
         Ok(Net::new(tap, mac))
     }
 
+    /// A network card on a tap fd someone else opened (see [`Tap::from_tap_fd`]).
+    pub fn from_tap_fd(fd: std::os::fd::OwnedFd, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
+        let tap = Tap::from_tap_fd(fd)?;
+        let mac = mac.unwrap_or_else(|| generated_mac(tap.name()));
+        Ok(Net::new(tap, mac))
+    }
+
     /// The MAC address.
     pub fn mac(&self) -> [u8; 6] {
         self.mac

@@ -74,6 +74,14 @@ pub enum TapError {
         source: io::Error,
     },
     /// The fd given to [`Tap::from_fd`] cannot be made non-blocking.
+    /// An inherited fd (`--net fd=N`) is not a usable tap.
+    #[error("fd {fd} is not a tap rvvmm can use: {why}")]
+    BadFd {
+        /// The fd.
+        fd: i32,
+        /// What is wrong with it.
+        why: String,
+    },
     #[error("cannot make the backend fd non-blocking: {source}")]
     NonBlocking {
         /// The underlying error.
@@ -101,6 +109,17 @@ fn valid_name(name: &str) -> bool {
         && !name
             .bytes()
             .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
+}
+
+/// The interface name an ifreq holds.
+fn ifreq_name(ifr: &libc::ifreq) -> String {
+    let bytes: Vec<u8> = ifr
+        .ifr_name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c.to_ne_bytes()[0])
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The error for a failed TUNSETIFF.
@@ -154,15 +173,53 @@ impl Tap {
             return Err(setiff_error(name, io::Error::last_os_error()));
         }
         // The kernel writes back the actual name (different when `name` was a pattern).
-        let actual: Vec<u8> = ifr
-            .ifr_name
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c.to_ne_bytes()[0])
-            .collect();
+        Tap::set_up(file, ifreq_name(&ifr))
+    }
+
+    /// Takes over a tap fd opened by someone else (`--net fd=N`: libvirt, Kata and other orchestrators
+    /// open the tap, with the privilege that needs, and pass it). The fd must be a tap (IFF_TAP) opened
+    /// with IFF_NO_PI and IFF_VNET_HDR, as cloud-hypervisor expects too; it is then set up as
+    /// [`Tap::open_or_create`] does (header size, little endian, no offloads, non-blocking).
+    pub fn from_tap_fd(fd: OwnedFd) -> Result<Tap, TapError> {
+        let raw = fd.as_raw_fd();
+        let bad = |why: String| TapError::BadFd { fd: raw, why };
+        // SAFETY: ifreq is plain old data, for which all zeros is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        // SAFETY: TUNGETIFF writes one ifreq, which `ifr` is and outlives the call; the fd is owned by
+        // `fd`; the return value is checked.
+        if unsafe { libc::ioctl(raw, libc::TUNGETIFF, &mut ifr) } < 0 {
+            return Err(bad(format!(
+                "TUNGETIFF failed ({}): not a tun/tap fd",
+                io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: TUNGETIFF filled the flags member of the union.
+        let flags = i32::from(unsafe { ifr.ifr_ifru.ifru_flags });
+        let want = libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR;
+        if flags & want != want {
+            return Err(bad(format!(
+                "interface {} has flags {flags:#x}; rvvmm needs a tap opened with IFF_TAP, IFF_NO_PI and IFF_VNET_HDR",
+                ifreq_name(&ifr)
+            )));
+        }
+        // SAFETY: F_GETFL / F_SETFL on an fd we own, with integer arguments; return values checked.
+        let ok = unsafe {
+            let fl = libc::fcntl(raw, libc::F_GETFL);
+            fl >= 0 && libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK) >= 0
+        };
+        if !ok {
+            return Err(TapError::NonBlocking {
+                source: io::Error::last_os_error(),
+            });
+        }
+        Tap::set_up(File::from(fd), ifreq_name(&ifr))
+    }
+
+    /// Sets up an open, attached tap: the virtio-net header, its byte order, no offloads.
+    fn set_up(file: File, name: String) -> Result<Tap, TapError> {
         let mut tap = Tap {
             file,
-            name: String::from_utf8_lossy(&actual).into_owned(),
+            name,
             is_tun: true,
             offload: 0,
         };
@@ -296,6 +353,14 @@ impl AsRawFd for Tap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_fd_that_is_not_a_tap_is_refused() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let fd: OwnedFd = r.into();
+        let e = Tap::from_tap_fd(fd).err().unwrap().to_string();
+        assert!(e.contains("not a tun/tap fd"), "{e}");
+    }
     use std::os::unix::net::UnixDatagram;
     use std::time::{Duration, Instant};
 

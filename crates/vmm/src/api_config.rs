@@ -199,7 +199,8 @@ pub fn to_api(config: &VmConfig) -> json::VmConfig {
                 .nets
                 .iter()
                 .map(|n| json::NetConfig {
-                    tap: Some(n.tap.clone()),
+                    // A tap given as an inherited fd has no name rvvmm was told.
+                    tap: (!n.tap.is_empty()).then(|| n.tap.clone()),
                     mac: n.mac.map(|m: MacAddr| m.to_string()),
                     vhost: n.vhost,
                     rate_limiter_config: rate_limiter_to_api(&n.rate_limiter),

@@ -255,6 +255,44 @@ impl FromStr for DiskConfig {
     }
 }
 
+/// `--api-socket PATH`, `path=PATH` or `fd=N` (cloud-hypervisor's forms): a socket rvvmm creates, or a
+/// listening Unix socket it inherited (libvirt's ch driver passes one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiSocket {
+    /// Created at this path (mode 0600) and removed on exit.
+    Path(PathBuf),
+    /// An inherited listening socket.
+    Fd(i32),
+}
+
+impl FromStr for ApiSocket {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        if let Some(n) = s.strip_prefix("fd=") {
+            return match n.parse::<i32>() {
+                Ok(fd) if fd >= 3 => Ok(ApiSocket::Fd(fd)),
+                _ => Err(perr(format!(
+                    "invalid --api-socket '{s}': fd '{n}' is not an inherited fd number (3 or more)"
+                ))),
+            };
+        }
+        let path = s.strip_prefix("path=").unwrap_or(s);
+        if path.is_empty() {
+            return Err(perr(format!("invalid --api-socket '{s}': empty path")));
+        }
+        Ok(ApiSocket::Path(PathBuf::from(path)))
+    }
+}
+
+impl fmt::Display for ApiSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiSocket::Path(p) => write!(f, "{}", p.display()),
+            ApiSocket::Fd(fd) => write!(f, "fd={fd}"),
+        }
+    }
+}
+
 /// A MAC address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MacAddr(pub [u8; 6]);
@@ -298,11 +336,13 @@ impl fmt::Display for MacAddr {
     }
 }
 
-/// `--net tap=IFNAME[,mac=MAC][,vhost=on][,bw_size=..,bw_refill_time=..][,ops_size=..,..]`.
+/// `--net tap=IFNAME|fd=N[,mac=MAC][,vhost=on][,bw_size=..,bw_refill_time=..][,ops_size=..,..]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetConfig {
-    /// Host tap interface name.
+    /// Host tap interface name (empty with `fd`).
     pub tap: String,
+    /// A tap fd rvvmm inherited, opened by whoever started it (`fd=N`, as libvirt and Kata pass them).
+    pub fd: Option<i32>,
     /// Guest MAC address; generated when absent.
     pub mac: Option<MacAddr>,
     /// Move the data path into the kernel with /dev/vhost-net (falls back to userspace without it).
@@ -317,7 +357,8 @@ impl FromStr for NetConfig {
         let mut tap = None;
         let mut mac = None;
         let mut vhost = false;
-        let keys: Vec<&str> = ["tap", "mac", "vhost"]
+        let mut fd = None;
+        let keys: Vec<&str> = ["tap", "fd", "mac", "vhost"]
             .into_iter()
             .chain(RATE_LIMITER_KEYS)
             .collect();
@@ -338,10 +379,37 @@ impl FromStr for NetConfig {
                     tap = Some(v.to_string());
                 }
                 "vhost" => vhost = parse_on_off(v, k)?,
+                "fd" => {
+                    // cloud-hypervisor writes a list: fd=[3]; one fd (one queue pair) here.
+                    let n = v
+                        .strip_prefix('[')
+                        .and_then(|v| v.strip_suffix(']'))
+                        .unwrap_or(v);
+                    match n.parse::<i32>() {
+                        Ok(n) if n >= 3 => fd = Some(n),
+                        _ => {
+                            return Err(perr(format!(
+                                "invalid net '{s}': fd '{v}' is not an inherited fd number (3 or more; one fd)"
+                            )))
+                        }
+                    }
+                }
                 _ => mac = Some(v.parse()?),
             }
         }
-        let tap = tap.ok_or_else(|| perr(format!("invalid net '{s}': tap=IFNAME is required")))?;
+        let tap = match (tap, fd) {
+            (Some(_), Some(_)) => {
+                return Err(perr(format!(
+                    "invalid net '{s}': give tap=IFNAME or fd=N, not both"
+                )))
+            }
+            (None, None) => {
+                return Err(perr(format!(
+                    "invalid net '{s}': tap=IFNAME or fd=N is required"
+                )))
+            }
+            (tap, _) => tap.unwrap_or_default(),
+        };
         if vhost && rate_limiter.is_some() {
             return Err(perr(format!(
                 "invalid net '{s}': rate limits apply to rvvmm's own data path, not to vhost=on"
@@ -349,6 +417,7 @@ impl FromStr for NetConfig {
         }
         Ok(NetConfig {
             tap,
+            fd,
             mac,
             vhost,
             rate_limiter,
@@ -647,6 +716,8 @@ pub struct VmConfig {
     pub dump_dtb: Option<PathBuf>,
     /// Confine every thread with its seccomp filter once the guest runs (`--seccomp on`, the default).
     pub seccomp: bool,
+    /// Switch to this user once every device is open, before the guest runs (`--user`).
+    pub user: Option<crate::privileges::UserSpec>,
 }
 
 impl Default for VmConfig {
@@ -672,6 +743,7 @@ impl Default for VmConfig {
             virtio_transport: VirtioTransport::Auto,
             dump_dtb: None,
             seccomp: true,
+            user: None,
         }
     }
 }
@@ -679,6 +751,22 @@ impl Default for VmConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_sockets() {
+        assert_eq!(
+            "/run/a.sock".parse::<ApiSocket>().unwrap(),
+            ApiSocket::Path("/run/a.sock".into())
+        );
+        assert_eq!(
+            "path=/run/a.sock".parse::<ApiSocket>().unwrap(),
+            ApiSocket::Path("/run/a.sock".into())
+        );
+        assert_eq!("fd=4".parse::<ApiSocket>().unwrap(), ApiSocket::Fd(4));
+        for bad in ["fd=", "fd=2", "fd=x", "path=", ""] {
+            assert!(bad.parse::<ApiSocket>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn rate_limits_of_disks_and_nets() {
@@ -715,6 +803,18 @@ mod tests {
             ),
         ] {
             let e = bad.parse::<DiskConfig>().unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let n: NetConfig = "fd=[5],mac=52:54:00:00:00:09".parse().unwrap();
+        assert_eq!((n.fd, n.tap.as_str()), (Some(5), ""));
+        assert_eq!("fd=7".parse::<NetConfig>().unwrap().fd, Some(7));
+        for (bad, says) in [
+            ("fd=3,tap=t0", "not both"),
+            ("mac=52:54:00:00:00:01", "tap=IFNAME or fd=N is required"),
+            ("fd=1", "3 or more"),
+            ("fd=[3", "not an inherited fd number"),
+        ] {
+            let e = bad.parse::<NetConfig>().unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
         let e = "tap=t0,vhost=on,bw_size=1,bw_refill_time=1"

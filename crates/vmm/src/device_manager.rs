@@ -41,6 +41,20 @@ use crate::pci_glue::{KvmPci, MSI_GSI_BASE};
 use crate::seccomp::{self, Filters, ThreadKind};
 use crate::{Error, GuestExit};
 
+/// Takes ownership of fd `fd`, inherited from whoever started rvvmm (checked to be open).
+fn inherited_fd(fd: i32) -> Result<std::os::fd::OwnedFd, std::io::Error> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD takes no pointer; it fails with EBADF when `fd` is not open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(std::io::Error::other(format!(
+            "fd {fd} is not open in rvvmm (pass it open, without close-on-exec)"
+        )));
+    }
+    // SAFETY: `fd` is open and was handed to rvvmm for this device alone (preflight refuses the same
+    // fd given twice); nothing else in rvvmm owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// A virtio device, behind either transport.
 struct VirtioSlot {
     /// The device id of `vm.counters` (cloud-hypervisor's naming: `_disk0`, `_net1`, `__rng`, ...).
@@ -217,9 +231,23 @@ impl DeviceManager {
             self.add_virtio(name, Box::new(block), &what, &ctx)?;
         }
         for net in &config.nets {
-            let what = format!("--net tap={}", net.tap);
-            let mut device = Net::open(&net.tap, net.mac.map(|m| m.0))
-                .map_err(|e| Error::Devices(format!("{what}: {e}")))?;
+            let what = match net.fd {
+                Some(fd) => format!("--net fd={fd}"),
+                None => format!("--net tap={}", net.tap),
+            };
+            let mac = net.mac.map(|m| m.0);
+            let device = match net.fd {
+                Some(fd) => inherited_fd(fd)
+                    .map_err(|e| Error::Devices(format!("{what}: {e}")))
+                    .and_then(|fd| {
+                        Net::from_tap_fd(fd, mac)
+                            .map_err(|e| Error::Devices(format!("{what}: {e}")))
+                    }),
+                None => {
+                    Net::open(&net.tap, mac).map_err(|e| Error::Devices(format!("{what}: {e}")))
+                }
+            };
+            let mut device = device?;
             if let Some(limits) = &net.rate_limiter {
                 device = device
                     .with_rate_limiters(limits)
@@ -234,7 +262,7 @@ impl DeviceManager {
             }
             log::info!(
                 "virtio-net on tap {} with MAC {:02x?}, {} data path",
-                net.tap,
+                device.tap_name(),
                 device.mac(),
                 if device.uses_vhost() {
                     "vhost-net"

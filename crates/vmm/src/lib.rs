@@ -13,6 +13,7 @@ pub mod loader;
 pub mod memory;
 pub mod pause;
 pub mod preflight;
+pub mod privileges;
 pub mod sbi;
 pub mod seccomp;
 pub mod signals;
@@ -29,13 +30,13 @@ mod pci_glue;
 #[cfg(target_arch = "riscv64")]
 mod uart_glue;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::{ApiError, ApiRequest};
-use config::VmConfig;
+use config::{ApiSocket, VmConfig};
 use control::{ExitSender, RunningVm, VmmEvent};
 pub use exit::GuestExit;
 use seccomp::{Filters, ThreadKind};
@@ -124,7 +125,7 @@ const API_ANSWER_GRACE: Duration = Duration::from_secs(2);
 pub struct Vmm {
     config: Option<VmConfig>,
     defaults: VmConfig,
-    api_socket: Option<PathBuf>,
+    api_socket: Option<ApiSocket>,
 }
 
 impl Vmm {
@@ -140,7 +141,7 @@ impl Vmm {
     /// A VMM driven through the API socket at `socket`: it runs `config` at once when given, else waits
     /// for `vm.create` and `vm.boot`; `defaults` holds the command line's settings that the API does not
     /// carry (irqchip, seccomp, shared cores, timeout).
-    pub fn with_api(config: Option<VmConfig>, defaults: VmConfig, socket: PathBuf) -> Vmm {
+    pub fn with_api(config: Option<VmConfig>, defaults: VmConfig, socket: ApiSocket) -> Vmm {
         Vmm {
             config,
             defaults,
@@ -150,14 +151,14 @@ impl Vmm {
 
     /// Runs the VM until the guest powers off, resets, fails, rvvmm is stopped, or the API shuts it down.
     pub fn run(self) -> Result<GuestExit, Error> {
-        let filters = seccomp_filters(self.defaults.seccomp)?;
+        let filters = seccomp_filters(self.defaults.seccomp, self.defaults.user.is_some())?;
         let (events, rx) = channel::<VmmEvent>();
         let exits = ExitSender::new(events.clone());
         // Before any thread starts: every thread inherits the blocked stop signals, and the API
         // socket's umask is process-wide.
         signals::block_stop_signals();
         let api = match &self.api_socket {
-            Some(path) => Some(start_api(path, events, filters.clone())?),
+            Some(socket) => Some(start_api(socket, events, filters.clone())?),
             None => {
                 drop(events);
                 None
@@ -185,11 +186,19 @@ impl Vmm {
 
 /// Binds the API socket and starts the `api` thread, which hands each request to the control loop.
 fn start_api(
-    path: &Path,
+    socket: &ApiSocket,
     events: Sender<VmmEvent>,
     filters: Option<Arc<Filters>>,
 ) -> Result<api::server::ApiHandle, Error> {
-    let server = api::ApiServer::bind(path).map_err(|e| Error::Api(e.to_string()))?;
+    let server = match socket {
+        ApiSocket::Path(path) => {
+            api::ApiServer::bind(path).map_err(|e| Error::Api(e.to_string()))?
+        }
+        ApiSocket::Fd(fd) => api::ApiServer::from_listener(
+            inherited_listener(*fd)
+                .map_err(|e| Error::Api(format!("--api-socket fd={fd}: {e}")))?,
+        ),
+    };
     let on_start = Box::new(move || seccomp::apply_or_exit(filters.as_deref(), ThreadKind::Api));
     let handler = move |request: ApiRequest| {
         let what = request.name();
@@ -204,8 +213,37 @@ fn start_api(
     let handle = server
         .serve(on_start, handler)
         .map_err(|e| Error::Api(e.to_string()))?;
-    log::info!("API socket: {}", path.display());
+    log::info!("API socket: {socket}");
     Ok(handle)
+}
+
+/// Takes over fd `fd`, inherited from whoever started rvvmm, as the API's listening socket: it must be
+/// an open Unix stream socket that listens.
+fn inherited_listener(fd: i32) -> Result<std::os::unix::net::UnixListener, String> {
+    use std::os::fd::FromRawFd;
+    let int_opt = |opt| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`, which outlives the call.
+        let r =
+            unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut v).cast(), &mut len) };
+        (r == 0).then_some(v)
+    };
+    // SAFETY: F_GETFD takes no pointer; it fails with EBADF when the fd is not open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err("not open in rvvmm (pass it open, without close-on-exec)".into());
+    }
+    match (
+        int_opt(libc::SO_DOMAIN),
+        int_opt(libc::SO_TYPE),
+        int_opt(libc::SO_ACCEPTCONN),
+    ) {
+        (Some(libc::AF_UNIX), Some(libc::SOCK_STREAM), Some(1)) => {}
+        (None, _, _) => return Err("not a socket".into()),
+        _ => return Err("not a listening Unix stream socket".into()),
+    }
+    // SAFETY: `fd` is an open listening socket handed to rvvmm for its API; nothing else owns it.
+    Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
 }
 
 /// Checks `config` against the host, reserves its cores and starts it (riscv64; elsewhere the checks
@@ -266,7 +304,7 @@ fn boot(
 
 /// The seccomp filters of every thread kind when `on` (riscv64 only: rvvmm runs guests nowhere else),
 /// with the SIGSYS handler that reports a forbidden call installed.
-fn seccomp_filters(on: bool) -> Result<Option<Arc<Filters>>, Error> {
+fn seccomp_filters(on: bool, switch_user: bool) -> Result<Option<Arc<Filters>>, Error> {
     if !on {
         log::warn!("--seccomp off: rvvmm's threads run without seccomp filters");
         return Ok(None);
@@ -277,7 +315,7 @@ fn seccomp_filters(on: bool) -> Result<Option<Arc<Filters>>, Error> {
     if !seccomp::supported() {
         return Err(seccomp::SeccompError::Unsupported.into());
     }
-    let filters = Filters::build()?;
+    let filters = Filters::build_with(switch_user)?;
     seccomp::install_sigsys_handler()?;
     Ok(Some(Arc::new(filters)))
 }

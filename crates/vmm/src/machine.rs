@@ -221,6 +221,12 @@ pub fn start(
         .map_err(|e| Error::Memory(format!("cannot write the device tree: {e}")))?;
     vcpus[0].set_boot_regs(plan.kernel.entry, 0, plan.layout.fdt_addr)?;
 
+    // Every device is open: from here on rvvmm needs no privilege (`--user`). Before the VM's own
+    // threads start, so they are born unprivileged.
+    if let Some(user) = config.user {
+        crate::privileges::drop_to(user).map_err(|e| Error::Devices(e.to_string()))?;
+    }
+
     // Pauses stop every vcpu and the I/O thread (when there is one).
     let io_wake = Arc::new(
         EventFd::new(vmm_sys_util::eventfd::EFD_NONBLOCK)

@@ -82,6 +82,31 @@ pub const HUGE_PAGE: u64 = 2 << 20;
 /// Runs every check; `allowed_cpus` and `host_memory` describe the host.
 pub fn check(config: &VmConfig, allowed_cpus: &[usize], host_memory: u64) -> Result<Plan, Error> {
     check_distinct_disks(config)?;
+    let mut fds: Vec<i32> = config.nets.iter().filter_map(|n| n.fd).collect();
+    fds.sort_unstable();
+    if let Some(w) = fds.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Devices(format!(
+            "--net fd={} is given twice: each card needs its own tap fd",
+            w[0]
+        )));
+    }
+    for fd in &fds {
+        // SAFETY: F_GETFD takes no pointer; it fails with EBADF when the fd is not open.
+        if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Devices(format!(
+                "--net fd={fd}: fd {fd} is not open in rvvmm (pass it open, without close-on-exec)"
+            )));
+        }
+    }
+    if let Some(user) = config.user {
+        if !crate::privileges::can_switch(user) {
+            return Err(Error::Devices(format!(
+                "--user {user}: only root can switch to another user (rvvmm runs as uid {})",
+                // SAFETY: geteuid takes no arguments and cannot fail.
+                unsafe { libc::geteuid() }
+            )));
+        }
+    }
     if !config.devices.is_empty() && config.irqchip == IrqchipMode::Plic {
         return Err(Error::Devices(
             "--device needs the in-kernel AIA irqchip (passthrough interrupts are MSI-X, delivered to the guest's IMSIC); it cannot be used with --irqchip plic".into(),

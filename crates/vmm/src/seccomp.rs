@@ -134,9 +134,25 @@ const DEVICE_IO: &[libc::c_long] = &[
     libc::SYS_timerfd_settime,
 ];
 
+/// What every thread needs when rvvmm switches user (`--user`): glibc makes each thread change its
+/// credentials itself.
+const SWITCH_USER: &[libc::c_long] = &[
+    libc::SYS_setgroups,
+    libc::SYS_setresgid,
+    libc::SYS_setresuid,
+];
+
 /// The system calls a thread of `kind` may make.
 pub fn allowed(kind: ThreadKind) -> Vec<libc::c_long> {
+    allowed_with(kind, false)
+}
+
+/// [`allowed`], plus what switching user needs when `switch_user`.
+pub fn allowed_with(kind: ThreadKind, switch_user: bool) -> Vec<libc::c_long> {
     let mut calls = COMMON.to_vec();
+    if switch_user {
+        calls.extend_from_slice(SWITCH_USER);
+    }
     match kind {
         ThreadKind::Main | ThreadKind::Vcpu | ThreadKind::VirtioIo => {
             calls.extend_from_slice(DEVICE_IO)
@@ -357,13 +373,19 @@ pub struct Filters {
 impl Filters {
     /// Builds every kind's filter: allowed calls pass, anything else traps (SIGSYS).
     pub fn build() -> Result<Filters, SeccompError> {
+        Filters::build_with(false)
+    }
+
+    /// [`Filters::build`]; with `switch_user`, every thread may also change its credentials (`--user`:
+    /// see [`crate::privileges`]).
+    pub fn build_with(switch_user: bool) -> Result<Filters, SeccompError> {
         let mut programs = BTreeMap::new();
         let pid = std::process::id();
         for kind in ThreadKind::ALL {
             let mut conditional =
                 argument_rules(kind, pid).map_err(|e| SeccompError::Build(kind.name(), e))?;
             // A call the kind may make gets its argument rules, if it has any (else any arguments).
-            let rules = allowed(kind)
+            let rules = allowed_with(kind, switch_user)
                 .into_iter()
                 .map(|nr| (nr, conditional.remove(&nr).unwrap_or_default()))
                 .collect();
