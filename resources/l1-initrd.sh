@@ -44,6 +44,8 @@ install -m 0644 "$bm_elf" "$work/root/guests/bm.elf"
 riscv64-linux-gnu-objcopy -O binary "$bm_elf" "$work/root/guests/bm.bin"
 # Disk benchmark tool (tests/scenarios/bench-disk.sh), a static riscv64 Linux program.
 riscv64-linux-gnu-gcc -static -O2 -o "$work/root/guests/iobench" "$RVVMM_ROOT/tests/guests/iobench.c"
+# Opens a tap and hands its fd to rvvmm (--net fd=N), as an orchestrator does (tests/guests/tapfd.c).
+riscv64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$work/root/guests/tapfd" "$RVVMM_ROOT/tests/guests/tapfd.c"
 # vsock stream check (tests/guests/vsock-test.c): runs in L1 and, handed over as a raw disk, in L2.
 riscv64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$work/root/guests/vsock-test" "$RVVMM_ROOT/tests/guests/vsock-test.c"
 # The side-by-side benchmark's clock, TCP and round-trip tool (tests/scenarios/bench-vmm.sh).

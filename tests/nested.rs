@@ -100,7 +100,7 @@ fn distro_host() -> &'static L1Run {
 
 /// Scenarios run on a 4-hart AIA host (`flood` needs harts for the flooding vcpu, the I/O thread and the
 /// API client at once).
-const FOUR_HART_SCENARIOS: &[&str] = &["cores", "flood", "ratelimit"];
+const FOUR_HART_SCENARIOS: &[&str] = &["cores", "flood", "ratelimit", "user"];
 
 fn four_hart_host() -> &'static L1Run {
     static RUN: OnceLock<L1Run> = OnceLock::new();
@@ -393,6 +393,15 @@ fn a_flooding_guest_cannot_stall_the_api_pause_sigterm_or_its_other_disk() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     assert!(ms < 5000, "SIGTERM took {ms} ms: {text}");
+}
+
+/// `--user 65534:65534` with a tap fd passed by the caller (tests/scenarios/user.sh): every thread
+/// unprivileged, no capabilities, seccomp on, and the guest's disk and network work.
+#[test]
+#[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
+fn an_unprivileged_rvvmm_on_a_passed_tap_fd_runs_the_guest() {
+    let run = four_hart_host();
+    run.assert_markers("user", &["USER-FAILS 0", "USER-DISK-DATA ok", "UPING-2-rc=0"]);
 }
 
 /// `--disk ...,bw_size=1048576,bw_refill_time=100` (tests/scenarios/ratelimit.sh): 16 MiB read in about

@@ -255,14 +255,20 @@ fn ioctl_policy(kind: ThreadKind) -> IoctlPolicy {
         families: Vec::new(),
         family_exceptions: Vec::new(),
     };
+    // Asking whether an fd is a terminal (isatty: TCGETS), which the logger does on the thread that
+    // logs; it changes nothing.
+    let query = libc::TCGETS as u64;
     match kind {
-        ThreadKind::Vcpu | ThreadKind::VirtioIo => devices,
+        ThreadKind::Vcpu | ThreadKind::VirtioIo => IoctlPolicy {
+            exact: [devices.exact.clone(), vec![query]].concat(),
+            ..devices
+        },
         ThreadKind::Main => IoctlPolicy {
-            exact: [devices.exact, terminal.to_vec()].concat(),
+            exact: [devices.exact.clone(), terminal.to_vec()].concat(),
             ..devices
         },
         ThreadKind::Console => only([interrupts, terminal.to_vec()].concat()),
-        ThreadKind::RtcAlarm | ThreadKind::ConsoleOut => only(interrupts),
+        ThreadKind::RtcAlarm | ThreadKind::ConsoleOut => only([interrupts, vec![query]].concat()),
         ThreadKind::Signals | ThreadKind::Timeout | ThreadKind::Api => only(Vec::new()),
     }
 }
@@ -780,12 +786,17 @@ mod tests {
         let tcsets = || unsafe {
             libc::ioctl(-1, libc::TCSETS as _, 0);
         };
+        let tcgets = || unsafe {
+            libc::ioctl(-1, libc::TCGETS as _, 0);
+        };
         for (kind, name, call, refused) in [
             (ThreadKind::Vcpu, "KVM_RUN", kvm_run as fn(), false),
             (ThreadKind::Vcpu, "TIOCSTI", tiocsti, true),
             (ThreadKind::Main, "TIOCSTI", tiocsti, true),
             (ThreadKind::Main, "TCSETS", tcsets, false),
             (ThreadKind::Vcpu, "TCSETS", tcsets, true),
+            (ThreadKind::Vcpu, "TCGETS", tcgets, false),
+            (ThreadKind::ConsoleOut, "TCGETS", tcgets, false),
             (ThreadKind::Main, "KVM_CREATE_VM", create_vm, true),
             (ThreadKind::VirtioIo, "BLKPG", blkpg, true),
             (ThreadKind::Console, "KVM_IRQ_LINE", irq_line, false),
