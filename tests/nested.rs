@@ -401,7 +401,10 @@ fn a_flooding_guest_cannot_stall_the_api_pause_sigterm_or_its_other_disk() {
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn an_unprivileged_rvvmm_on_a_passed_tap_fd_runs_the_guest() {
     let run = four_hart_host();
-    run.assert_markers("user", &["USER-FAILS 0", "USER-DISK-DATA ok", "UPING-2-rc=0"]);
+    run.assert_markers(
+        "user",
+        &["USER-FAILS 0", "USER-DISK-DATA ok", "UPING-2-rc=0"],
+    );
 }
 
 /// `--disk ...,bw_size=1048576,bw_refill_time=100` (tests/scenarios/ratelimit.sh): 16 MiB read in about

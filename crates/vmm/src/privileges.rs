@@ -116,7 +116,10 @@ pub fn drop_to(user: UserSpec) -> Result<(), PrivilegeError> {
         return Err(incomplete(format!("gids {:?}", field("Gid:"))));
     }
     for caps in ["CapPrm:", "CapEff:", "CapAmb:"] {
-        if field(caps).iter().any(|v| !v.trim_start_matches('0').is_empty()) {
+        if field(caps)
+            .iter()
+            .any(|v| !v.trim_start_matches('0').is_empty())
+        {
             return Err(incomplete(format!(
                 "capabilities ({caps} {:?})",
                 field(caps)
