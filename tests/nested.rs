@@ -375,7 +375,14 @@ fn hostile_guest_gets_device_errors_and_rvvmm_keeps_serving() {
 #[ignore = "needs the nested riscv64 bench: run resources/test.sh"]
 fn a_flooding_guest_cannot_stall_the_api_pause_sigterm_or_its_other_disk() {
     let run = four_hart_host();
-    run.assert_markers("flood", &["BM-FLOOD-START", "FLOOD-FAILS 0"]);
+    run.assert_markers(
+        "flood",
+        &[
+            "BM-FLOOD-START",
+            "FLOOD-FAILS 0",
+            "FLOOD-LINUX-TERM rc=143 ",
+        ],
+    );
     let text = run.passed("flood");
     for call in [
         "GET vm.counters -> 200",
@@ -892,7 +899,7 @@ fn unusable_net_options_are_refused() {
     for (case, rc, snippet) in [
         ("bad-mac", "2", "invalid MAC address"),
         ("multicast-mac", "2", "multicast"),
-        ("no-tap-name", "2", "tap=IFNAME is required"),
+        ("no-tap-name", "2", "tap=IFNAME or fd=N is required"),
         ("not-a-tap", "1", "--net tap=lo"),
     ] {
         let line = text
