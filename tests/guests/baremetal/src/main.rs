@@ -669,13 +669,8 @@ static mut FLOOD_REQS: [BlkRequest; 2] = [EMPTY_REQ, EMPTY_REQ];
 /// Brings the virtio-blk at `base` up with queue 0 of QSIZE entries at `q` (clean rings), features
 /// VERSION_1 only; one chain (head 0) reads `kind` of sector 0 into `req`. Returns the status register.
 fn flood_setup(base: usize, q: *mut VirtQueue, req: *mut BlkRequest, kind: u32) -> u32 {
-    let w = |off: usize, v: u32| {
-        // SAFETY: a virtio-mmio register of the device at `base`.
-        unsafe { write_volatile((base + off) as *mut u32, v) }
-    };
-    // SAFETY: as above.
-    let r = |off: usize| unsafe { read_volatile((base + off) as *const u32) };
-    if r(8) != 2 {
+    // SAFETY: the device-id register of the virtio-mmio device at `base`.
+    if unsafe { read_volatile((base + 8) as *const u32) } != 2 {
         return 0;
     }
     // SAFETY: the queue and request are this kernel's statics, unused by the device before DRIVER_OK.
@@ -689,25 +684,10 @@ fn flood_setup(base: usize, q: *mut VirtQueue, req: *mut BlkRequest, kind: u32) 
         (*d)[2] = [(rq + 16 + 512) as u64, 1 | (2u64 << 32)];
         fence(Ordering::SeqCst);
     }
-    w(0x70, 0);
-    w(0x70, 1 | 2);
-    w(0x24, 1);
-    w(0x20, 1);
-    w(0x24, 0);
-    w(0x20, 0);
-    w(0x70, 1 | 2 | 8);
-    w(0x30, 0);
-    w(0x38, QSIZE as u32);
     let qa = q as usize;
     let avail = qa + core::mem::offset_of!(VirtQueue, avail);
     let used = qa + core::mem::offset_of!(VirtQueue, used_flags);
-    for (off, v) in [(0x80, qa), (0x90, avail), (0xa0, used)] {
-        w(off, v as u32);
-        w(off + 4, (v >> 32) as u32);
-    }
-    w(0x44, 1);
-    w(0x70, 1 | 2 | 8 | 4);
-    r(0x70)
+    blk_setup_at(base, QSIZE as u32, qa, avail, used)
 }
 
 /// `flood`: a driver that never lets the first disk's ring run empty (GET_ID requests, which cost the
@@ -798,22 +778,32 @@ fn flood(tb: u64) -> ! {
 /// Sets virtio-blk slot 0 up with queue 0 of `num` entries whose rings are at `desc`, `avail` and
 /// `used`, features VERSION_1 only, and sets DRIVER_OK. Returns the status register afterwards.
 fn blk_setup(num: u32, desc: usize, avail: usize, used: usize) -> u32 {
-    mmio_w(0x70, 0);
-    mmio_w(0x70, 1 | 2);
-    mmio_w(0x24, 1);
-    mmio_w(0x20, 1);
-    mmio_w(0x24, 0);
-    mmio_w(0x20, 0);
-    mmio_w(0x70, 1 | 2 | 8);
-    mmio_w(0x30, 0);
-    mmio_w(0x38, num);
+    blk_setup_at(VIRTIO0, num, desc, avail, used)
+}
+
+/// [`blk_setup`] for the virtio-blk device whose registers are at `base`.
+fn blk_setup_at(base: usize, num: u32, desc: usize, avail: usize, used: usize) -> u32 {
+    let w = |off: usize, v: u32| {
+        // SAFETY: a virtio-mmio register of the device at `base`.
+        unsafe { write_volatile((base + off) as *mut u32, v) }
+    };
+    w(0x70, 0);
+    w(0x70, 1 | 2);
+    w(0x24, 1);
+    w(0x20, 1);
+    w(0x24, 0);
+    w(0x20, 0);
+    w(0x70, 1 | 2 | 8);
+    w(0x30, 0);
+    w(0x38, num);
     for (off, v) in [(0x80, desc), (0x90, avail), (0xa0, used)] {
-        mmio_w(off, v as u32);
-        mmio_w(off + 4, (v >> 32) as u32);
+        w(off, v as u32);
+        w(off + 4, (v >> 32) as u32);
     }
-    mmio_w(0x44, 1);
-    mmio_w(0x70, 1 | 2 | 8 | 4);
-    mmio_r(0x70)
+    w(0x44, 1);
+    w(0x70, 1 | 2 | 8 | 4);
+    // SAFETY: the device's status register.
+    unsafe { read_volatile((base + 0x70) as *const u32) }
 }
 
 fn check(name: &str, ok: bool, detail: core::fmt::Arguments) {
