@@ -931,7 +931,7 @@ fn test_hostile(tb: u64) {
     wait_until(rdtime() + tb / 2, || false);
     // SAFETY: as above.
     unsafe {
-        write_volatile(&raw mut (*(&raw mut (*q).avail))[1], 1000);
+        write_volatile(&raw mut (*q).avail[1], 1000);
         fence(Ordering::SeqCst);
     }
     mmio_w(0x50, 0);
